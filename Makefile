@@ -1,0 +1,71 @@
+# Conveyor — every target installs what it needs itself (Python venv, npm tools, Node 22 for jsii).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+NODE_BIN := $(CURDIR)/node_modules/.bin
+# node_modules/.bin first: jsii and the CDK CLI then run on the Node 22 that package.json installs.
+export PATH := $(NODE_BIN):$(BIN):$(PATH)
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+export CDK_DISABLE_CLI_TELEMETRY := true
+
+CDK := $(NODE_BIN)/cdk
+CDK_FLAGS := --no-notices --no-version-reporting
+STACK ?= --all
+PROFILE ?=
+PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE),)
+
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: help setup synth test lint format gate bench deploy diff destroy clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(PY_STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(PY_STAMP) $(NODE_STAMP) ## Create .venv and node_modules (Node 22, CDK CLI 2.x)
+
+synth: setup ## Synthesize every topology into cdk.out/ and print the review summary
+	$(CDK) synth $(CDK_FLAGS) --quiet
+	$(BIN)/python -m conveyor.review cdk.out
+
+test: setup ## Run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: setup ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## Apply ruff fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+gate: lint test synth ## The whole quality gate: lint, types, tests, synth + review
+
+bench: setup ## Benchmarks (results in benchmarks/results.md)
+	$(BIN)/python -m benchmarks.run
+
+deploy: synth ## cdk deploy STACK=<name> PROFILE=<aws profile> (default: all stacks)
+	$(CDK) deploy $(CDK_FLAGS) $(PROFILE_FLAG) --app cdk.out $(STACK)
+
+diff: setup ## cdk diff against the account of PROFILE
+	$(CDK) diff $(CDK_FLAGS) $(PROFILE_FLAG) $(STACK)
+
+destroy: setup ## cdk destroy STACK=<name> PROFILE=<aws profile>
+	$(CDK) destroy $(CDK_FLAGS) $(PROFILE_FLAG) $(STACK)
+
+clean: ## Remove cdk.out and caches (keeps .venv and node_modules)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
