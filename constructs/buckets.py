@@ -1,0 +1,97 @@
+"""Secure-by-default S3 buckets shared by the constructs and stacks.
+
+Every bucket: public access blocked, TLS-only policy, encryption at rest, bucket-owner-enforced
+object ownership (no ACLs), server access logs to a logging bucket, and ``auto_delete_objects``
+only together with ``RemovalPolicy.DESTROY`` (a sandbox that is torn down with its data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from conveyor.constructs._rules import acknowledge, require
+
+
+def secure_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    server_access_logs_bucket: s3.IBucket | None,
+    server_access_logs_prefix: str | None = None,
+    encryption: s3.BucketEncryption = s3.BucketEncryption.S3_MANAGED,
+    versioned: bool = False,
+    expire_objects_after: Duration | None = None,
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    auto_delete_objects: bool = False,
+    lifecycle_rules: Sequence[s3.LifecycleRule] = (),
+) -> s3.Bucket:
+    """An S3 bucket with the secure defaults above.
+
+    :param server_access_logs_bucket: where access logs go; ``None`` only for a bucket that
+        is itself a log destination (see :func:`access_logs_bucket`).
+    :param encryption: Default: SSE-S3. ``KMS_MANAGED`` is rejected: the AWS-managed key's
+        policy cannot be extended, so other services could not read the objects.
+    :param expire_objects_after: delete objects after this long. Default: keep them.
+    :param auto_delete_objects: empty the bucket on stack deletion (needs DESTROY).
+    """
+    path = f"{scope.node.path}/{construct_id}"
+    require(
+        not auto_delete_objects or removal_policy == RemovalPolicy.DESTROY,
+        path,
+        "auto_delete_objects needs removal_policy=RemovalPolicy.DESTROY",
+    )
+    require(
+        encryption != s3.BucketEncryption.KMS_MANAGED,
+        path,
+        "KMS_MANAGED (aws/s3) cannot be shared with other services: use S3_MANAGED or KMS",
+    )
+    rules = list(lifecycle_rules)
+    rules.append(s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)))
+    if expire_objects_after is not None:
+        rules.append(s3.LifecycleRule(expiration=expire_objects_after))
+    bucket = s3.Bucket(
+        scope,
+        construct_id,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        enforce_ssl=True,
+        encryption=encryption,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=versioned,
+        server_access_logs_bucket=server_access_logs_bucket,
+        server_access_logs_prefix=server_access_logs_prefix,
+        lifecycle_rules=rules,
+        removal_policy=removal_policy,
+        auto_delete_objects=auto_delete_objects,
+    )
+    if server_access_logs_bucket is None:
+        acknowledge(
+            bucket,
+            "AwsSolutions-S1",
+            "This bucket receives the server access logs of the other buckets; logging it "
+            "into itself would loop.",
+        )
+    return bucket
+
+
+def access_logs_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retention: Duration | None = None,
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    auto_delete_objects: bool = False,
+) -> s3.Bucket:
+    """A bucket for S3 server access logs: SSE-S3 (log delivery cannot use KMS), expiring
+    logs after ``retention`` (default 90 days)."""
+    return secure_bucket(
+        scope,
+        construct_id,
+        server_access_logs_bucket=None,
+        expire_objects_after=retention or Duration.days(90),
+        removal_policy=removal_policy,
+        auto_delete_objects=auto_delete_objects,
+    )

@@ -1,0 +1,117 @@
+"""Deployment settings, parsed and validated from cdk context values.
+
+``app.py`` reads the context and hands the raw values to :meth:`Settings.from_context`; nothing
+else in Conveyor reads context or the environment. Precedence, lowest first:
+
+1. the ``environments.<name>`` block in ``cdk.json`` selected by ``environment`` (default
+   ``sandbox``);
+2. a top-level context key of the same name, e.g. ``cdk synth -c alarm_email=ops@example.com``
+   or ``make synth CONTEXT="-c thumbnail_sizes=64,256"``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import RemovalPolicy
+
+KEYS = ("removal_policy", "thumbnail_sizes", "alarm_email", "account", "region")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
+_REMOVAL = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
+
+
+class SettingsError(ValueError):
+    """A context value is missing or invalid; the message names the key."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an environment deploys with.
+
+    :ivar environment: name used in stack names (``Conveyor-<environment>-…``).
+    :ivar removal_policy: DESTROY for sandboxes (buckets emptied and deleted), RETAIN otherwise.
+    :ivar thumbnail_sizes: bounding boxes, in pixels, of the image pipeline's thumbnails.
+    :ivar alarm_email: subscribed to the alarm topic when set.
+    :ivar account, region: pin the stacks to an account/region; None keeps them env-agnostic.
+    """
+
+    environment: str = "sandbox"
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
+    thumbnail_sizes: tuple[int, ...] = (128, 512)
+    alarm_email: str | None = None
+    account: str | None = None
+    region: str | None = None
+
+    @classmethod
+    def from_context(cls, get: Callable[[str], Any]) -> Settings:
+        """Build settings from a context getter (``app.node.try_get_context``)."""
+        environment = str(get("environment") or "sandbox")
+        if not _NAME.match(environment):
+            raise SettingsError(
+                f"environment {environment!r}: use letters, digits and '-', starting with a letter"
+            )
+        blocks = get("environments") or {}
+        if not isinstance(blocks, Mapping):
+            raise SettingsError("environments must be an object of per-environment settings")
+        base = blocks.get(environment, {})
+        if environment not in blocks and blocks:
+            known = ", ".join(sorted(blocks))
+            raise SettingsError(f"environment {environment!r} is not in cdk.json (known: {known})")
+        values: dict[str, Any] = {key: base.get(key) for key in KEYS}
+        for key in KEYS:
+            override = get(key)
+            if override is not None:
+                values[key] = override
+        return cls(
+            environment=environment,
+            removal_policy=_removal_policy(values["removal_policy"]),
+            thumbnail_sizes=parse_sizes(values["thumbnail_sizes"]),
+            alarm_email=_email(values["alarm_email"]),
+            account=_optional_str(values["account"]),
+            region=_optional_str(values["region"]),
+        )
+
+
+def parse_sizes(value: Any) -> tuple[int, ...]:
+    """Thumbnail sizes from a list or a comma-separated string; 16–4096 px, deduplicated."""
+    if value is None or value == "":
+        return Settings.thumbnail_sizes
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise SettingsError(f"thumbnail_sizes must be a list or '128,512' (got {value!r})")
+    sizes: set[int] = set()
+    for item in items:
+        try:
+            size = int(str(item).strip())
+        except ValueError:
+            raise SettingsError(f"thumbnail_sizes: {item!r} is not a whole number") from None
+        if not 16 <= size <= 4096:
+            raise SettingsError(f"thumbnail_sizes: {size} is outside 16–4096 pixels")
+        sizes.add(size)
+    if not sizes:
+        raise SettingsError("thumbnail_sizes must name at least one size")
+    return tuple(sorted(sizes))
+
+
+def _removal_policy(value: Any) -> RemovalPolicy:
+    name = str(value or "retain").lower()
+    if name not in _REMOVAL:
+        raise SettingsError(f"removal_policy must be 'destroy' or 'retain' (got {value!r})")
+    return _REMOVAL[name]
+
+
+def _email(value: Any) -> str | None:
+    if value is None or str(value).strip() == "":
+        return None
+    email = str(value).strip()
+    if not _EMAIL.match(email):
+        raise SettingsError(f"alarm_email {email!r} is not an e-mail address")
+    return email
+
+
+def _optional_str(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None

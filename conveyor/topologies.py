@@ -1,0 +1,55 @@
+"""Builds every Conveyor topology into an app, and attaches the review plugins.
+
+``app.py`` calls these with settings parsed from cdk context; tests call them with explicit
+settings, so what is tested is what ``make synth`` builds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import App, Environment, Stack, Tags, Validations
+from cdk_nag import AwsSolutionsChecks
+
+from conveyor.settings import Settings
+from conveyor.stacks.image_pipeline import ImagePipelineStack
+
+
+def stack_name(settings: Settings, topology: str) -> str:
+    return f"Conveyor-{settings.environment}-{topology}"
+
+
+def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) -> list[Stack]:
+    """Add one stack per topology to ``app``."""
+    env = (
+        Environment(account=settings.account, region=settings.region)
+        if settings.account or settings.region
+        else None
+    )
+    stacks: list[Stack] = [
+        ImagePipelineStack(
+            app,
+            stack_name(settings, "ImagePipeline"),
+            description="Conveyor image pipeline: S3 upload -> SQS -> Lambda resize -> S3",
+            env=env,
+            thumbnail_sizes=settings.thumbnail_sizes,
+            removal_policy=settings.removal_policy,
+            alarm_email=settings.alarm_email,
+            layer_cache_dir=layer_cache_dir,
+        ),
+    ]
+    for stack in stacks:
+        Tags.of(stack).add("project", "conveyor")
+        Tags.of(stack).add("environment", settings.environment)
+    return stacks
+
+
+def attach_review_plugins(app: App) -> None:
+    """cdk-nag AwsSolutions: synth fails on any finding that is not acknowledged with a reason.
+
+    Acknowledgements are also written into each resource's ``Metadata.cdk_nag`` so template
+    reviewers see them next to the resource.
+    """
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
+    )

@@ -1,0 +1,197 @@
+"""The course's asynchronous image pipeline: Upload S3 → SQS → Lambda (resize) → S3 (processed).
+
+Composition only: the patterns live in ``conveyor.constructs``; the resize logic in the
+``lambdas/image_resize`` asset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from constructs import Construct
+
+from conveyor.constructs._rules import acknowledge
+from conveyor.constructs.bucket_to_queue import BucketToQueue
+from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
+from conveyor.constructs.python_layer import PythonDependenciesLayer
+from conveyor.constructs.queue_consumer import DEFAULT_RUNTIME, QueueConsumer
+
+# stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.
+ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "image_resize"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".JPG", ".JPEG", ".PNG", ".WEBP")
+OUTPUT_PREFIX = "thumbnails/"
+FUNCTION_TIMEOUT = Duration.seconds(60)
+
+
+class ImagePipelineStack(Stack):
+    """Uploads bucket → queue → resize Lambda → processed bucket, with a DLQ and its alarm.
+
+    Attributes: ``uploads`` (BucketToQueue), ``processed_bucket``, ``consumer``
+    (QueueConsumer), ``alarm_topic``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        thumbnail_sizes: Sequence[int],
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+        alarm_email: str | None = None,
+        layer_cache_dir: Path | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        destroy = removal_policy == RemovalPolicy.DESTROY
+
+        logs_bucket = access_logs_bucket(
+            self, "AccessLogs", removal_policy=removal_policy, auto_delete_objects=destroy
+        )
+        self.alarm_topic = _alarm_topic(self, alarm_email, removal_policy)
+
+        layer = PythonDependenciesLayer(
+            self,
+            "Dependencies",
+            requirements_file=ASSET / "requirements.txt",
+            runtime=DEFAULT_RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            description="Pillow and Powertools for the image resize function",
+            cache_dir=layer_cache_dir,
+        )
+        self.processed_bucket = secure_bucket(
+            self,
+            "Processed",
+            server_access_logs_bucket=logs_bucket,
+            server_access_logs_prefix="Processed/",
+            removal_policy=removal_policy,
+            auto_delete_objects=destroy,
+        )
+        self.consumer = QueueConsumer(
+            self,
+            "Resize",
+            code=lambda_.Code.from_asset(
+                str(ASSET), exclude=["requirements.txt", "**/__pycache__", "*.pyc"]
+            ),
+            handler="image_resize.handler.handler",
+            layers=[layer.layer],
+            function_timeout=FUNCTION_TIMEOUT,
+            memory_size=1024,
+            environment={
+                "DESTINATION_BUCKET": self.processed_bucket.bucket_name,
+                "THUMBNAIL_SIZES": ",".join(str(size) for size in thumbnail_sizes),
+                "OUTPUT_PREFIX": OUTPUT_PREFIX,
+                "POWERTOOLS_SERVICE_NAME": "image-resize",
+                "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/ImagePipeline",
+            },
+            allow_direct_dead_lettering=True,
+            alarm_actions=[cw_actions.SnsAction(self.alarm_topic)],
+            removal_policy=removal_policy,
+        )
+        self.uploads = BucketToQueue(
+            self,
+            "Uploads",
+            queue=self.consumer.queue,
+            suffixes=IMAGE_SUFFIXES,
+            server_access_logs_bucket=logs_bucket,
+            removal_policy=removal_policy,
+            auto_delete_objects=destroy,
+        )
+        _grant_least_privilege(self.consumer.function, self.uploads.bucket, self.processed_bucket)
+        _acknowledge_bucket_grants(self, self)
+        if destroy:
+            _acknowledge_auto_delete_provider(self)
+
+        CfnOutput(self, "UploadBucketName", value=self.uploads.bucket.bucket_name)
+        CfnOutput(self, "ProcessedBucketName", value=self.processed_bucket.bucket_name)
+        CfnOutput(self, "QueueUrl", value=self.consumer.queue.queue_url)
+        CfnOutput(self, "DeadLetterQueueUrl", value=self.consumer.dead_letter_queue.queue_url)
+        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+
+
+def _alarm_topic(scope: Construct, email: str | None, removal_policy: RemovalPolicy) -> sns.Topic:
+    """A KMS-encrypted, TLS-only topic that CloudWatch alarms can publish to."""
+    key = kms.Key(
+        scope,
+        "AlarmKey",
+        description="Encrypts the alarm topic; CloudWatch may use it to publish",
+        enable_key_rotation=True,
+        removal_policy=removal_policy,
+    )
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid="AllowCloudWatchAlarmsToPublish",
+            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
+        )
+    )
+    topic = sns.Topic(scope, "AlarmTopic", master_key=key, enforce_ssl=True)
+    if email:
+        topic.add_subscription(subscriptions.EmailSubscription(email))
+    return topic
+
+
+def _grant_least_privilege(
+    function: lambda_.IFunction, uploads: s3.IBucket, processed: s3.IBucket
+) -> None:
+    """Exactly what the handler calls — narrower than CDK's ``grant_read``/``grant_put``.
+
+    ``s3:ListBucket`` is what makes S3 answer 404 NoSuchKey (a deleted upload, dropped)
+    instead of 403 AccessDenied (retried, then dead-lettered) for a missing key.
+    """
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:GetObject"], resources=[uploads.arn_for_objects("*")])
+    )
+    function.add_to_role_policy(
+        iam.PolicyStatement(actions=["s3:ListBucket"], resources=[uploads.bucket_arn])
+    )
+    function.add_to_role_policy(
+        iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[processed.arn_for_objects(f"{OUTPUT_PREFIX}*")]
+        )
+    )
+
+
+def _acknowledge_bucket_grants(stack: Stack, pipeline: ImagePipelineStack) -> None:
+    """The resize function reads any uploaded key and writes under ``thumbnails/``: object-level
+    wildcards are the point of these grants, each limited to one bucket."""
+    role = pipeline.consumer.function.role
+    policy = role.node.try_find_child("DefaultPolicy") if role else None
+    if policy is None:  # pragma: no cover - the grants always create it
+        return
+    uploads = stack.get_logical_id(pipeline.uploads.bucket.node.default_child)  # type: ignore[arg-type]
+    processed = stack.get_logical_id(pipeline.processed_bucket.node.default_child)  # type: ignore[arg-type]
+    acknowledge(
+        policy,
+        f"AwsSolutions-IAM5[Resource::<{uploads}.Arn>/*]",
+        "Reads uploaded objects of the uploads bucket only: every key is a potential image.",
+    )
+    acknowledge(
+        policy,
+        f"AwsSolutions-IAM5[Resource::<{processed}.Arn>/{OUTPUT_PREFIX}*]",
+        "Writes thumbnails under thumbnails/ of the processed bucket only, with generated keys.",
+    )
+
+
+def _acknowledge_auto_delete_provider(stack: Stack) -> None:
+    """CDK's auto-delete-objects provider (sandbox teardown) is not configurable."""
+    provider = stack.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
+    if provider is None:  # pragma: no cover
+        return
+    handler = provider.node.try_find_child("Handler")
+    if handler is not None:
+        acknowledge(
+            handler,
+            "AwsSolutions-L1",
+            "CDK's auto-delete-objects provider picks its own Node.js runtime.",
+        )
