@@ -6,6 +6,7 @@ Validation skips values that are still tokens (unresolved at synth), as CDK's ow
 from __future__ import annotations
 
 from aws_cdk import Acknowledgment, Duration, Token, Validations
+
 from constructs import IConstruct
 
 
@@ -13,7 +14,7 @@ def seconds(duration: Duration | None) -> float | None:
     """The duration in seconds, or None when absent or still a token."""
     if duration is None or Token.is_unresolved(duration.to_string()):
         return None
-    return float(duration.to_seconds())
+    return float(duration.to_milliseconds()) / 1000
 
 
 def known(value: float | int | None) -> bool:

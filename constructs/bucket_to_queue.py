@@ -19,10 +19,10 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
-
 from conveyor.constructs._rules import acknowledge, require
 from conveyor.constructs.buckets import secure_bucket
+
+from constructs import Construct
 
 AWS_MANAGED_SQS_KEY = "alias/aws/sqs"
 
@@ -74,10 +74,8 @@ class BucketToQueue(Construct):
             path,
             "S3 cannot send notifications to a FIFO queue: use a standard queue",
         )
-        key = queue.encryption_master_key
-        alias_name = getattr(key, "alias_name", None) if key is not None else None
         require(
-            alias_name != AWS_MANAGED_SQS_KEY,
+            _queue_key_id(queue) != AWS_MANAGED_SQS_KEY,
             path,
             "the queue uses the AWS-managed alias/aws/sqs key, whose policy cannot let S3 "
             "encrypt messages: use a customer-managed key (QueueConsumer's default) or SSE-SQS",
@@ -119,13 +117,21 @@ class BucketToQueue(Construct):
         _acknowledge_notifications_handler(self)
 
 
+def _queue_key_id(queue: sqs.IQueue) -> str | None:
+    """The KMS key id of a queue defined in this app (None when imported or not KMS)."""
+    cfn = queue.node.default_child
+    if isinstance(cfn, sqs.CfnQueue) and isinstance(cfn.kms_master_key_id, str):
+        return cfn.kms_master_key_id
+    return None
+
+
 def _acknowledge_notifications_handler(scope: Construct) -> None:
     """Acknowledge the findings on CDK's singleton bucket-notifications handler.
 
     CDK writes S3 notification configurations through a custom resource whose Lambda
     (``BucketNotificationsHandler…``) it defines once per stack, with the AWS-managed basic
-    execution policy and ``s3:PutBucketNotification`` on ``*``; its code and role are not
-    configurable from outside.
+    execution policy; its role is not configurable from outside. (Its
+    ``s3:PutBucketNotification`` grant is already scoped to this bucket.)
     """
     stack = Stack.of(scope)
     for child in stack.node.children:
@@ -139,10 +145,4 @@ def _acknowledge_notifications_handler(scope: Construct) -> None:
                 "AWSLambdaBasicExecutionRole]",
                 "CDK's bucket-notifications custom resource role; it only writes its own logs "
                 "and cannot be given a custom policy.",
-            )
-            acknowledge(
-                role,
-                "AwsSolutions-IAM5[Resource::*]",
-                "s3:PutBucketNotification is granted on * by CDK's bucket-notifications "
-                "custom resource; it runs only at deploy time on this stack's buckets.",
             )

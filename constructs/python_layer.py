@@ -20,14 +20,14 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
-from constructs import Construct
-
 from conveyor.constructs._rules import require
+
+from constructs import Construct
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "conveyor" / "layers"
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34). pip matches an explicit
@@ -59,6 +59,8 @@ class PipLayerBundler:
         self.cache_dir = cache_dir
 
     def try_bundle(self, output_dir: str, _options: Any = None) -> bool:
+        # jsii passes the BundlingOptions struct positionally, not as the keyword arguments
+        # of the generated ILocalBundling stub; hence the cast where this is handed to CDK.
         cached = self.cache_dir / self.key
         if not cached.is_dir():
             self._build_into(cached)
@@ -153,7 +155,9 @@ class PythonDependenciesLayer(Construct):
                 str(requirements_file.parent),
                 asset_hash_type=AssetHashType.CUSTOM,
                 asset_hash=self.key,
-                bundling=BundlingOptions(image=runtime.bundling_image, local=bundler),
+                bundling=BundlingOptions(
+                    image=runtime.bundling_image, local=cast(ILocalBundling, bundler)
+                ),
             ),
             compatible_runtimes=[runtime],
             compatible_architectures=[architecture],

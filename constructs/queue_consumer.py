@@ -27,9 +27,9 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
-
 from conveyor.constructs._rules import acknowledge, known, require, seconds
+
+from constructs import Construct
 
 DEFAULT_RUNTIME = lambda_.Runtime.PYTHON_3_14
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
@@ -201,7 +201,8 @@ class QueueConsumer(Construct):
 
         self.log_group: logs.LogGroup | None = None
         if function is None:
-            assert code is not None and handler is not None
+            assert code is not None
+            assert handler is not None
             self.log_group = logs.LogGroup(
                 self, "LogGroup", retention=log_retention, removal_policy=removal_policy
             )
@@ -398,6 +399,11 @@ def _validate(
         )
     if window_s is not None:
         require(not fifo, path, "max_batching_window is not supported on FIFO queues")
+        require(
+            window_s == int(window_s),
+            path,
+            f"max_batching_window must be whole seconds (got {window_s:g} s)",
+        )
         require(
             0 <= window_s <= 300,
             path,

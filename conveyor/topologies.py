@@ -10,9 +10,9 @@ from pathlib import Path
 
 from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
+from conveyor.stacks.image_pipeline import ImagePipelineStack
 
 from conveyor.settings import Settings
-from conveyor.stacks.image_pipeline import ImagePipelineStack
 
 
 def stack_name(settings: Settings, topology: str) -> str:

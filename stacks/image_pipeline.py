@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import CfnElement, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -17,13 +18,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from constructs import Construct
-
 from conveyor.constructs._rules import acknowledge
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import DEFAULT_RUNTIME, QueueConsumer
+
+from constructs import Construct
 
 # stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "image_resize"
@@ -48,9 +49,9 @@ class ImagePipelineStack(Stack):
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         alarm_email: str | None = None,
         layer_cache_dir: Path | None = None,
-        **kwargs: object,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)  # type: ignore[arg-type]
+        super().__init__(scope, construct_id, **kwargs)
         destroy = removal_policy == RemovalPolicy.DESTROY
 
         logs_bucket = access_logs_bucket(
@@ -169,8 +170,8 @@ def _acknowledge_bucket_grants(stack: Stack, pipeline: ImagePipelineStack) -> No
     policy = role.node.try_find_child("DefaultPolicy") if role else None
     if policy is None:  # pragma: no cover - the grants always create it
         return
-    uploads = stack.get_logical_id(pipeline.uploads.bucket.node.default_child)  # type: ignore[arg-type]
-    processed = stack.get_logical_id(pipeline.processed_bucket.node.default_child)  # type: ignore[arg-type]
+    uploads = stack.get_logical_id(cast(CfnElement, pipeline.uploads.bucket.node.default_child))
+    processed = stack.get_logical_id(cast(CfnElement, pipeline.processed_bucket.node.default_child))
     acknowledge(
         policy,
         f"AwsSolutions-IAM5[Resource::<{uploads}.Arn>/*]",

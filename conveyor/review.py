@@ -1,0 +1,120 @@
+"""Review summary of a synthesized cloud assembly: ``python -m conveyor.review cdk.out``.
+
+For every stack: resource counts, cdk-nag findings (unacknowledged, and acknowledged with
+their reasons as written into the template's ``Metadata.cdk_nag``), and cfn-lint results.
+Exits non-zero on any unacknowledged nag finding or any cfn-lint match.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cfnlint.api import ManualArgs, lint
+
+# W3005 (redundant DependsOn) is noise on CDK templates: CDK adds explicit DependsOn next to
+# the Ref/GetAtt it already has for deployment ordering of custom resources.
+CFN_LINT_IGNORED = ("W3005",)
+
+
+@dataclass
+class StackReview:
+    name: str
+    resources: Counter[str]
+    acknowledged: list[tuple[str, str, str]]  # (logical id, rule id, reason)
+    lint_findings: list[str]
+    nag_findings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.lint_findings and not self.nag_findings
+
+
+def lint_template(template: dict[str, Any]) -> list[str]:
+    """cfn-lint matches for one template (minus the ignored noise), one line each."""
+    matches = lint(json.dumps(template), config=ManualArgs(ignore_checks=list(CFN_LINT_IGNORED)))
+    return [f"{m.rule.id} {m.message} ({'/'.join(str(p) for p in m.path)})" for m in matches]
+
+
+def acknowledged_findings(template: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Every cdk-nag acknowledgement written into the template, with its reason."""
+    found = []
+    for logical_id, resource in template.get("Resources", {}).items():
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
+            found.append((logical_id, rule["id"], rule.get("reason", "")))
+    return found
+
+
+def nag_violations(assembly: Path) -> dict[str, list[str]]:
+    """Unacknowledged cdk-nag findings per stack, from CDK's validation report."""
+    report_file = assembly / "validation-report.json"
+    by_stack: dict[str, list[str]] = {}
+    if not report_file.exists():
+        return by_stack
+    report = json.loads(report_file.read_text())
+    for plugin in report.get("pluginReports", []):
+        for violation in plugin.get("violations", []):
+            for construct in violation.get("violatingConstructs", []):
+                stack = construct["constructPath"].split("/")[0]
+                by_stack.setdefault(stack, []).append(
+                    f"{violation['ruleName']} at {construct['constructPath']}"
+                )
+    return by_stack
+
+
+def review(assembly: Path) -> list[StackReview]:
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    violations = nag_violations(assembly)
+    reviews = []
+    for name, artifact in sorted(manifest.get("artifacts", {}).items()):
+        if artifact.get("type") != "aws:cloudformation:stack":
+            continue
+        template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
+        resources = Counter(r["Type"] for r in template.get("Resources", {}).values())
+        reviews.append(
+            StackReview(
+                name=name,
+                resources=resources,
+                acknowledged=acknowledged_findings(template),
+                lint_findings=lint_template(template),
+                nag_findings=violations.get(name, []),
+            )
+        )
+    return reviews
+
+
+def render(reviews: list[StackReview]) -> str:
+    lines = []
+    for item in reviews:
+        total = sum(item.resources.values())
+        lines.append(f"Stack {item.name}: {total} resources")
+        for resource_type, count in sorted(item.resources.items()):
+            lines.append(f"    {count:3d}  {resource_type}")
+        lines.append(
+            f"  cdk-nag AwsSolutions: {len(item.nag_findings)} unacknowledged, "
+            f"{len(item.acknowledged)} acknowledged"
+        )
+        lines.extend(f"    UNACKNOWLEDGED {finding}" for finding in item.nag_findings)
+        for logical_id, rule_id, reason in item.acknowledged:
+            lines.append(f"    ack {rule_id} on {logical_id}: {reason}")
+        ignored = ", ".join(CFN_LINT_IGNORED)
+        lines.append(f"  cfn-lint: {len(item.lint_findings)} findings (ignored: {ignored})")
+        lines.extend(f"    {finding}" for finding in item.lint_findings)
+    verdict = "PASS" if reviews and all(r.ok for r in reviews) else "FAIL"
+    lines.append(f"Review: {verdict} ({len(reviews)} stacks)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    assembly = Path(argv[1] if len(argv) > 1 else "cdk.out")
+    reviews = review(assembly)
+    print(render(reviews))
+    return 0 if reviews and all(r.ok for r in reviews) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,73 @@
+"""Shared test set-up: a supported Node for jsii, cdk.json's context, and app factories."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# jsii runs on the Node 22 that package.json installs (make setup), even when pytest is
+# started without the Makefile's PATH; this must happen before aws_cdk is first imported.
+_NODE = ROOT / "node_modules" / ".bin" / "node"
+if _NODE.exists():
+    os.environ.setdefault("JSII_NODE", str(_NODE))
+os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
+
+from aws_cdk import App  # noqa: E402
+
+
+def cdk_json_context() -> dict[str, Any]:
+    """The context of cdk.json (feature flags and environments), as the CDK CLI passes it."""
+    context: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+    return context
+
+
+@pytest.fixture(scope="session")
+def make_app() -> Callable[..., App]:
+    """App factory with cdk.json's context; asset bundling skipped unless ``bundle=True``."""
+
+    def factory(*, bundle: bool = False, outdir: str | None = None, **context: Any) -> App:
+        merged = {**cdk_json_context(), **context}
+        if not bundle:
+            merged["aws:cdk:bundling-stacks"] = []
+        return App(context=merged, outdir=outdir)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def sandbox_settings():
+    from aws_cdk import RemovalPolicy
+
+    from conveyor.settings import Settings
+
+    return Settings(
+        environment="test",
+        removal_policy=RemovalPolicy.DESTROY,
+        thumbnail_sizes=(64, 256),
+        alarm_email="ops@example.com",
+    )
+
+
+@pytest.fixture(scope="session")
+def synthesized(make_app, sandbox_settings, tmp_path_factory):
+    """The whole app as app.py builds it (review plugins attached), synthesized once."""
+    from conveyor.topologies import attach_review_plugins, build
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app = make_app(outdir=str(outdir))
+    stacks = build(app, sandbox_settings)
+    attach_review_plugins(app)
+    assembly = app.synth()
+    return {
+        "app": app,
+        "stacks": {s.node.id: s for s in stacks},
+        "assembly": assembly,
+        "outdir": outdir,
+    }

@@ -1,0 +1,48 @@
+"""The repo's constructs/ folder must never shadow the `constructs` library (see DESIGN.md)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_constructs_library_comes_from_site_packages_only():
+    import constructs
+
+    assert constructs.__file__ is not None
+    library = Path(constructs.__file__).resolve().parent
+    assert "site-packages" in library.parts
+    paths = [Path(p).resolve() for p in constructs.__path__]
+    assert paths == [library], paths
+    assert ROOT / "constructs" not in paths
+
+
+def test_constructs_folder_has_no_init_module():
+    assert not (ROOT / "constructs" / "__init__.py").exists()
+
+
+def test_conveyor_constructs_resolves_to_the_repo_folder():
+    module = importlib.import_module("conveyor.constructs.queue_consumer")
+    assert Path(module.__file__).resolve().parent == ROOT / "constructs"
+
+
+def test_app_runs_with_root_off_sys_path_like_cdk_json_says():
+    """`python -P` keeps the root off sys.path: the library, not the folder, is imported."""
+    code = "import constructs, conveyor.constructs.queue_consumer; print(constructs.__file__)"
+    result = subprocess.run(
+        [sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "site-packages" in result.stdout
+
+
+def test_root_on_sys_path_would_merge_the_folder_into_the_library():
+    """The trap the guards exist for: without -P, extend_path merges the repo folder in."""
+    code = "import constructs; print(constructs.__path__)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert str(ROOT / "constructs") in result.stdout
