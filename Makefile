@@ -12,15 +12,17 @@ export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 
 CDK := $(NODE_BIN)/cdk
-CDK_FLAGS := --no-notices --no-version-reporting
+CDK_FLAGS = --no-notices --no-version-reporting $(CONTEXT)
 STACK ?= --all
 PROFILE ?=
+# Extra cdk context, e.g. CONTEXT="-c environment=prod -c alarm_email=ops@example.com"
+CONTEXT ?=
 PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE),)
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help setup synth test lint format gate bench deploy diff destroy clean
+.PHONY: help setup synth test lint format gate bench bootstrap deploy diff destroy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -67,8 +69,11 @@ gate: lint test synth ## The whole quality gate: lint, types, tests, synth + rev
 bench: setup ## Benchmarks (results in benchmarks/results.md)
 	$(BIN)/python -m benchmarks.run
 
+bootstrap: setup ## cdk bootstrap the account/region of PROFILE (once, before the first deploy)
+	$(CDK) bootstrap $(CDK_FLAGS) $(PROFILE_FLAG)
+
 deploy: synth ## cdk deploy STACK=<name> PROFILE=<aws profile> (default: all stacks)
-	$(CDK) deploy $(CDK_FLAGS) $(PROFILE_FLAG) --app cdk.out $(STACK)
+	$(CDK) deploy --no-notices $(PROFILE_FLAG) --app cdk.out $(STACK)
 
 diff: setup ## cdk diff against the account of PROFILE
 	$(CDK) diff $(CDK_FLAGS) $(PROFILE_FLAG) $(STACK)

@@ -1,0 +1,1 @@
+"""Conveyor benchmarks: ``make bench`` (``python -m benchmarks.run``)."""

@@ -1,0 +1,422 @@
+"""Lambda handler: S3 upload -> SQS -> this function (resize) -> S3 (processed).
+
+Every SQS record's body is an S3 event notification. Each record ends in exactly one way:
+
+* acknowledged after its work is done (thumbnails written), or
+* acknowledged as a counted drop (test event, ignored event, missing object, stale event,
+  rejected image, recursion guard): retrying could never change the outcome, or
+* dead-lettered directly (malformed body and DEAD_LETTER_QUEUE_URL set), or
+* reported in ``batchItemFailures`` (transient or unexpected error, or a malformed body that
+  could not be dead-lettered): SQS retries it and its redrive policy moves it to the DLQ
+  after maxReceiveCount. If every record of the batch fails, the invocation raises instead
+  (same retry, but Lambda counts an error and backs off).
+
+Nothing is dropped without a log line and a metric.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import posixpath
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote_plus
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes import S3Event
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from .config import ConfigError, Settings
+from .thumbnails import ImageTooLarge, RejectedImage, Thumbnail, make_thumbnails
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+logger = Logger()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Conveyor")
+# When every record of a batch fails, process_partial_response raises BatchProcessingError
+# (Powertools' default) rather than listing them all: the invocation then counts as an error,
+# so the Lambda Errors metric shows it and the SQS event source backs off (e.g. S3 throttling).
+processor = BatchProcessor(event_type=EventType.SQS)
+
+_BOTO_CONFIG = Config(retries={"mode": "standard"})
+
+# S3 notification bodies that are not about an object.
+_TEST_EVENT = "s3:TestEvent"
+_OBJECT_CREATED = "ObjectCreated:"
+
+# Error codes worth retrying; any 5xx status is retried too.
+_TRANSIENT_ERROR_CODES = frozenset(
+    {
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "ServiceUnavailable",
+        "InternalError",
+    }
+)
+_MAX_ERROR_REASON_CHARS = 1024
+# Log keys naming the object being processed, set per S3 record, removed after each message.
+_OBJECT_LOG_KEYS = ("bucket", "key", "event_name")
+
+
+class MalformedMessage(Exception):
+    """The SQS body is not a usable S3 event notification: retrying cannot fix it."""
+
+
+class _ObjectMissing(Exception):
+    """The object was deleted before it was processed."""
+
+
+class _StaleEvent(Exception):
+    """The object was overwritten after this event was sent; a newer event will follow."""
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """One record of an S3 event notification, validated, key already URL-decoded."""
+
+    event_name: str
+    bucket: str
+    key: str
+    size: int | None = None
+    etag: str | None = None
+    sequencer: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# Lazily created, cached per execution environment. Nothing AWS is touched at import time, so
+# a test's moto mock (started after import) still catches every call.
+
+
+@functools.cache
+def _settings() -> Settings:
+    return Settings.from_env(os.environ)
+
+
+@functools.cache
+def _s3_client() -> BaseClient:
+    return boto3.client("s3", config=_BOTO_CONFIG)
+
+
+@functools.cache
+def _sqs_client() -> BaseClient:
+    return boto3.client("sqs", config=_BOTO_CONFIG)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entry point
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    try:
+        _settings()
+    except ConfigError as exc:
+        # Every record would fail the same way: fail the invocation, SQS retries the batch
+        # and the redrive policy eventually moves it to the DLQ.
+        logger.exception(
+            "Invalid configuration: failing the whole batch", extra={"variable": exc.variable}
+        )
+        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=_count(event))
+        raise
+    return process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+
+
+def record_handler(record: SQSRecord) -> None:
+    """Handle one SQS message. Returning acknowledges it; raising makes it a batch failure."""
+    with logger.append_context_keys(message_id=record.message_id):
+        try:
+            _handle_message(record, _settings())
+        except Exception as exc:
+            _log_failure(exc)
+            metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)
+            raise
+        finally:
+            logger.remove_keys(_OBJECT_LOG_KEYS)
+
+
+def _handle_message(record: SQSRecord, settings: Settings) -> None:
+    try:
+        body = _load_body(record.body)
+        if body.get("Event") == _TEST_EVENT:
+            logger.info("Ignoring s3:TestEvent", extra={"test_event_bucket": body.get("Bucket")})
+            metrics.add_metric(name="TestEventsIgnored", unit=MetricUnit.Count, value=1)
+            return
+        events = parse_notification(body)
+    except MalformedMessage as exc:
+        _dead_letter(record, str(exc), settings)
+        return
+    for event in events:
+        process_object_event(event, settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing: any shape problem is a MalformedMessage
+
+
+def _load_body(raw: str) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
+        raise MalformedMessage(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise MalformedMessage(f"body is JSON {type(body).__name__}, not an object")
+    return body
+
+
+def parse_notification(body: dict[str, Any]) -> list[ObjectEvent]:
+    """Validate every record of an S3 event notification before any of them is processed."""
+    records = body.get("Records")
+    if not isinstance(records, list) or not records:
+        raise MalformedMessage("body has no non-empty 'Records' list")
+    events = []
+    for index, record in enumerate(S3Event(body).records):
+        try:
+            events.append(_parse_record(record))
+        except KeyError as exc:
+            raise MalformedMessage(f"Records[{index}]: missing field {exc}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise MalformedMessage(f"Records[{index}]: {exc}") from exc
+    return events
+
+
+def _parse_record(record: S3EventRecord) -> ObjectEvent:
+    if not isinstance(record.raw_event, dict):
+        raise TypeError("record is not an object")
+    if record.get("eventSource") != "aws:s3":
+        raise ValueError(f"eventSource is {record.get('eventSource')!r}, not 'aws:s3'")
+    event_name = _text(record.event_name, "eventName").removeprefix("s3:")
+    s3_object = record.s3.get_object
+    key = unquote_plus(_text(s3_object.key, "s3.object.key"))
+    size = s3_object.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
+        raise TypeError(f"s3.object.size must be a non-negative integer, got {size!r}")
+    return ObjectEvent(
+        event_name=event_name,
+        bucket=_text(record.s3.bucket.name, "s3.bucket.name"),
+        key=key,
+        size=size,
+        etag=_optional_text(s3_object.get("eTag"), "s3.object.eTag"),
+        sequencer=_optional_text(s3_object.get("sequencer"), "s3.object.sequencer"),
+    )
+
+
+def _text(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{field} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _optional_text(value: object, field: str) -> str | None:
+    return None if value is None or value == "" else _text(value, field)
+
+
+# ---------------------------------------------------------------------------------------------
+# One object
+
+
+def process_object_event(event: ObjectEvent, settings: Settings) -> None:
+    """Write the thumbnails of one object, or drop the event with a log line and a metric."""
+    # Kept until the end of the SQS message, so that record_handler's failure log has them.
+    logger.append_keys(bucket=event.bucket, key=event.key, event_name=event.event_name)
+    if not event.event_name.startswith(_OBJECT_CREATED):
+        logger.info("Ignoring event that is not ObjectCreated")
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        return
+    if event.bucket == settings.destination_bucket:
+        logger.warning("Event for the destination bucket dropped to prevent a recursive loop")
+        metrics.add_metric(name="RecursionPrevented", unit=MetricUnit.Count, value=1)
+        return
+    if event.key.endswith("/") and not event.size:
+        logger.info("Ignoring folder marker object")
+        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        return
+
+    try:
+        data, etag = _download(event, settings.max_source_bytes)
+        thumbnails = make_thumbnails(
+            data, settings.thumbnail_sizes, max_pixels=settings.max_image_pixels
+        )
+    except _ObjectMissing:
+        logger.info("Object no longer exists; nothing to resize")
+        metrics.add_metric(name="ObjectsMissing", unit=MetricUnit.Count, value=1)
+        return
+    except _StaleEvent:
+        logger.info(
+            "Object was overwritten after this event; the newer event will resize it",
+            extra={"event_etag": event.etag, "sequencer": event.sequencer},
+        )
+        metrics.add_metric(name="StaleEventsIgnored", unit=MetricUnit.Count, value=1)
+        return
+    except RejectedImage as exc:
+        logger.warning(
+            f"Image rejected ({exc.reason}): {event.key}",
+            extra={"reason": exc.reason, "detail": str(exc)},
+        )
+        metrics.add_metric(name="ImagesRejected", unit=MetricUnit.Count, value=1)
+        return
+
+    for thumbnail in thumbnails:
+        _put_thumbnail(thumbnail, event, etag, settings)
+    logger.info(
+        "Thumbnails written",
+        extra={"sizes": [t.size for t in thumbnails], "format": thumbnails[0].extension},
+    )
+    metrics.add_metric(name="ThumbnailsWritten", unit=MetricUnit.Count, value=len(thumbnails))
+    metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
+
+
+def _download(event: ObjectEvent, max_bytes: int) -> tuple[bytes, str]:
+    """The object's bytes and ETag (unquoted). Sizes are checked before the body is read."""
+    if event.size is not None and event.size > max_bytes:
+        raise ImageTooLarge(
+            f"object is {event.size} bytes, more than the {max_bytes} allowed",
+            reason="too_many_bytes",
+        )
+    request: dict[str, Any] = {"Bucket": event.bucket, "Key": event.key}
+    if event.etag:
+        # Only the version this event announced: a 412 means it has been overwritten since.
+        request["IfMatch"] = event.etag if event.etag.startswith('"') else f'"{event.etag}"'
+    try:
+        response = _s3_client().get_object(**request)
+    except ClientError as exc:
+        code = _error_code(exc)
+        if code in ("NoSuchKey", "404", "NotFound"):
+            raise _ObjectMissing from exc
+        if code == "PreconditionFailed" or _http_status(exc) == 412:
+            raise _StaleEvent from exc
+        raise
+
+    body = response["Body"]
+    try:
+        length = response.get("ContentLength")
+        if length is not None and length > max_bytes:
+            raise ImageTooLarge(
+                f"object is {length} bytes, more than the {max_bytes} allowed",
+                reason="too_many_bytes",
+            )
+        data = body.read(max_bytes + 1)  # never more than the limit, whatever the headers say
+    finally:
+        body.close()
+    if len(data) > max_bytes:
+        raise ImageTooLarge(
+            f"object is more than the {max_bytes} bytes allowed", reason="too_many_bytes"
+        )
+    return data, str(response.get("ETag") or event.etag or "").strip('"')
+
+
+def output_key(source_key: str, size: int, extension: str, prefix: str) -> str:
+    """Deterministic: a redelivered event overwrites the same objects instead of adding any."""
+    stem, _ = posixpath.splitext(source_key)
+    return f"{prefix}{size}/{stem}.{extension}"
+
+
+def _put_thumbnail(thumbnail: Thumbnail, event: ObjectEvent, etag: str, settings: Settings) -> None:
+    _s3_client().put_object(
+        Bucket=settings.destination_bucket,
+        Key=output_key(event.key, thumbnail.size, thumbnail.extension, settings.output_prefix),
+        Body=thumbnail.data,
+        ContentType=thumbnail.content_type,
+        # User metadata travels as HTTP headers, which must be ASCII: the key is URL-encoded.
+        Metadata={
+            "source-bucket": event.bucket,
+            "source-key": quote(event.key, safe="/"),
+            "source-etag": etag,
+        },
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Failures
+
+
+def _dead_letter(record: SQSRecord, reason: str, settings: Settings) -> None:
+    """Send a malformed message to the DLQ as is, or fail it so that SQS redrives it there."""
+    reason = reason[:_MAX_ERROR_REASON_CHARS]
+    if settings.dead_letter_queue_url is None:
+        logger.error(
+            "Malformed message and no DEAD_LETTER_QUEUE_URL: failing it, the queue's "
+            "redrive policy moves it to the DLQ after maxReceiveCount",
+            extra={"reason": reason},
+        )
+        raise MalformedMessage(reason)
+    try:
+        response = _sqs_client().send_message(
+            QueueUrl=settings.dead_letter_queue_url,
+            MessageBody=record.body,
+            MessageAttributes={
+                "ErrorReason": {"DataType": "String", "StringValue": reason},
+                "SourceMessageId": {"DataType": "String", "StringValue": record.message_id},
+            },
+        )
+    except (BotoCoreError, ClientError) as exc:
+        logger.exception(
+            "Malformed message could not be sent to the dead-letter queue: failing it, the "
+            "queue's redrive policy moves it to the DLQ after maxReceiveCount",
+            extra={"reason": reason},
+        )
+        raise MalformedMessage(reason) from exc
+    logger.warning(
+        "Malformed message sent to the dead-letter queue",
+        extra={"reason": reason, "dead_letter_message_id": response.get("MessageId")},
+    )
+    metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=1)
+
+
+def _log_failure(exc: Exception) -> None:
+    if isinstance(exc, MalformedMessage):
+        return  # already logged by _dead_letter
+    if is_transient(exc):
+        logger.warning("Transient error: the message will be retried", exc_info=exc)
+    else:
+        logger.exception(
+            "Unexpected error: the message will be retried, then dead-lettered by the "
+            "queue's redrive policy"
+        )
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Throttling, timeouts, 5xx and connection problems: a later attempt may succeed."""
+    if isinstance(exc, (BotocoreConnectionError, HTTPClientError)):
+        return True
+    if isinstance(exc, ClientError):
+        return _error_code(exc) in _TRANSIENT_ERROR_CODES or _http_status(exc) >= 500
+    return False
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def _http_status(exc: ClientError) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+def _count(event: dict[str, Any]) -> int:
+    records = event.get("Records") if isinstance(event, dict) else None
+    return len(records) if isinstance(records, list) else 0
