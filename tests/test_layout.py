@@ -46,3 +46,27 @@ def test_root_on_sys_path_would_merge_the_folder_into_the_library():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert str(ROOT / "constructs") in result.stdout
+
+
+def test_wheel_maps_every_folder_under_conveyor_and_ships_the_lambda_assets(tmp_path):
+    """What `pip install conveyor` gets: no top-level `constructs`, handler assets included."""
+    import zipfile
+
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("conveyor-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    top_level = {name.split("/")[0] for name in names}
+    assert top_level == {"conveyor", f"{wheel.name.split('-py3')[0]}.dist-info"}
+    for expected in (
+        "conveyor/constructs/queue_consumer.py",
+        "conveyor/stacks/image_pipeline.py",
+        "conveyor/settings.py",
+        "conveyor/lambdas/image_resize/requirements.txt",
+        "conveyor/lambdas/image_resize/image_resize/handler.py",
+    ):
+        assert expected in names
