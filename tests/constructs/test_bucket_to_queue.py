@@ -13,6 +13,8 @@ from aws_cdk.assertions import Match, Template
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import secure_bucket
 
+from tests.template_helpers import deny_insecure_transport, logical_id
+
 
 @pytest.fixture(scope="module")
 def stack(make_app) -> Stack:
@@ -37,10 +39,7 @@ def template(stack: Stack) -> Template:
 
 
 def lid(stack: Stack, *path: str) -> str:
-    construct = stack.node.find_child(path[0])
-    for part in path[1:]:
-        construct = construct.node.find_child(part)
-    return stack.get_logical_id(construct.node.default_child)  # type: ignore[arg-type]
+    return logical_id(stack, "/".join(path))
 
 
 def bucket_props(template: Template, logical_id: str) -> dict[str, Any]:
@@ -66,19 +65,7 @@ def test_bucket_policy_denies_non_tls_requests(template, stack):
         "AWS::S3::BucketPolicy",
         {
             "Bucket": {"Ref": lid(stack, "Images", "Bucket")},
-            "PolicyDocument": {
-                "Statement": Match.array_with(
-                    [
-                        Match.object_like(
-                            {
-                                "Effect": "Deny",
-                                "Action": "s3:*",
-                                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                            }
-                        )
-                    ]
-                )
-            },
+            "PolicyDocument": deny_insecure_transport("s3:*"),
         },
     )
 

@@ -12,6 +12,8 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
 from conveyor.constructs.queue_consumer import QueueConsumer
 
+from tests.template_helpers import deny_insecure_transport, logical_id
+
 CODE = lambda_.Code.from_inline("def handler(event, context):\n    return {}\n")
 
 
@@ -56,13 +58,6 @@ def template(stack: Stack) -> Template:
     return Template.from_stack(stack)
 
 
-def logical_id(stack: Stack, path: str) -> str:
-    construct = stack.node.find_child(path.split("/")[0])
-    for part in path.split("/")[1:]:
-        construct = construct.node.find_child(part)
-    return stack.get_logical_id(construct.node.default_child)  # type: ignore[arg-type]
-
-
 def resource(template: Template, stack: Stack, path: str) -> dict[str, Any]:
     resources = template.to_json()["Resources"]
     return resources[logical_id(stack, path)]
@@ -100,19 +95,7 @@ def test_queue_policies_deny_non_tls_access(template, stack):
             "AWS::SQS::QueuePolicy",
             {
                 "Queues": [{"Ref": queue_id}],
-                "PolicyDocument": {
-                    "Statement": Match.array_with(
-                        [
-                            Match.object_like(
-                                {
-                                    "Effect": "Deny",
-                                    "Action": "sqs:*",
-                                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-                                }
-                            )
-                        ]
-                    )
-                },
+                "PolicyDocument": deny_insecure_transport("sqs:*"),
             },
         )
 
