@@ -21,17 +21,22 @@ from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
+from conveyor.constructs._queues import (
+    DEAD_LETTER_RETENTION,
+    dead_letter_queue,
+    encrypted_queue,
+    new_key,
+)
 from conveyor.constructs._rules import acknowledge, known, require, seconds
+from conveyor.constructs.functions import python_function
 
 from constructs import Construct
 
-DEFAULT_RUNTIME = lambda_.Runtime.PYTHON_3_14
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
 MAX_RETENTION_S = 14 * 24 * 3600
 MIN_RETENTION_S = 60
@@ -126,7 +131,7 @@ class QueueConsumer(Construct):
         super().__init__(scope, construct_id)
         path = self.node.path
         retention = retention_period or Duration.days(4)
-        dlq_retention = dead_letter_retention_period or Duration.days(14)
+        dlq_retention = dead_letter_retention_period or DEAD_LETTER_RETENTION
 
         self._validate_function_props(path, function, code, handler)
         if function is not None:
@@ -156,77 +161,49 @@ class QueueConsumer(Construct):
         if visibility_timeout is None and required_visibility is not None:
             visibility_timeout = Duration.seconds(required_visibility)
 
-        self.encryption_key: kms.IKey = encryption_key or kms.Key(
-            self,
-            "Key",
-            description=f"Encrypts the queues of {path}",
-            enable_key_rotation=True,
-            removal_policy=removal_policy,
+        self.encryption_key: kms.IKey = encryption_key or new_key(
+            self, "Key", description=f"Encrypts the queues of {path}", removal_policy=removal_policy
         )
-
-        name = _fifo_name(queue_name, fifo)
-        dlq_name = _fifo_name(f"{queue_name}-dlq", fifo) if queue_name else None
-        self.dead_letter_queue = sqs.Queue(
+        self.dead_letter_queue = dead_letter_queue(
             self,
             "DeadLetterQueue",
-            queue_name=dlq_name,
-            fifo=fifo or None,
-            retention_period=dlq_retention,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
+            key=self.encryption_key,
             removal_policy=removal_policy,
+            fifo=fifo,
+            queue_name=f"{queue_name}-dlq" if queue_name else None,
+            retention_period=dlq_retention,
         )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue: a DLQ of a DLQ would only hide failures.",
-        )
-        self.queue = sqs.Queue(
+        self.queue = encrypted_queue(
             self,
             "Queue",
-            queue_name=name,
-            fifo=fifo or None,
-            content_based_deduplication=content_based_deduplication or None,
+            key=self.encryption_key,
+            removal_policy=removal_policy,
             retention_period=retention,
+            fifo=fifo,
+            queue_name=queue_name,
+            content_based_deduplication=content_based_deduplication,
             visibility_timeout=visibility_timeout,
-            encryption=sqs.QueueEncryption.KMS,
-            encryption_master_key=self.encryption_key,
-            enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=max_receive_count
             ),
-            removal_policy=removal_policy,
         )
 
         self.log_group: logs.LogGroup | None = None
         if function is None:
             assert code is not None
             assert handler is not None
-            self.log_group = logs.LogGroup(
-                self, "LogGroup", retention=log_retention, removal_policy=removal_policy
-            )
-            role = iam.Role(
+            function, self.log_group = python_function(
                 self,
-                "Role",
-                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-                description=f"Consumer of {path}: its log group and its queue only",
-            )
-            self.log_group.grant_write(role)
-            function = lambda_.Function(
-                self,
-                "Function",
                 code=code,
                 handler=handler,
-                runtime=runtime or DEFAULT_RUNTIME,
-                architecture=architecture or lambda_.Architecture.ARM_64,
+                runtime=runtime,
+                architecture=architecture,
                 timeout=effective_timeout,
                 memory_size=memory_size,
-                environment=dict(environment or {}),
-                layers=list(layers),
-                role=role,
-                log_group=self.log_group,
-                logging_format=lambda_.LoggingFormat.JSON,
+                environment=environment,
+                layers=layers,
+                log_retention=log_retention,
+                removal_policy=removal_policy,
             )
         self.function: lambda_.IFunction = function
 
@@ -311,12 +288,6 @@ def _required_visibility(
         return None
     window_s = seconds(max_batching_window) or 0
     return int(VISIBILITY_FACTOR * timeout_s + window_s)
-
-
-def _fifo_name(name: str | None, fifo: bool) -> str | None:
-    if name is None or not fifo or name.endswith(".fifo"):
-        return name
-    return f"{name}.fifo"
 
 
 def _validate(

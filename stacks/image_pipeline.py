@@ -21,8 +21,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from conveyor.constructs._rules import acknowledge
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
+from conveyor.constructs.functions import DEFAULT_RUNTIME
 from conveyor.constructs.python_layer import PythonDependenciesLayer
-from conveyor.constructs.queue_consumer import DEFAULT_RUNTIME, QueueConsumer
+from conveyor.constructs.queue_consumer import QueueConsumer
 
 from constructs import Construct
 

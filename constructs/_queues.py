@@ -1,0 +1,118 @@
+"""Encrypted SQS queues and customer-managed keys that AWS services may write with.
+
+Shared by the constructs: every queue Conveyor creates is KMS-encrypted with a
+customer-managed key (rotation on) and denies non-TLS access; a dead-letter queue is
+acknowledged for cdk-nag SQS3 (it has no DLQ of its own, by design).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_sqs as sqs
+from conveyor.constructs._rules import acknowledge
+
+from constructs import Construct
+
+DEAD_LETTER_RETENTION = Duration.days(14)
+
+
+def new_key(
+    scope: Construct, construct_id: str, *, description: str, removal_policy: RemovalPolicy
+) -> kms.Key:
+    """A customer-managed key with rotation: unlike AWS-managed keys, its policy can let
+    S3, SNS, EventBridge or CloudWatch use it."""
+    return kms.Key(
+        scope,
+        construct_id,
+        description=description,
+        enable_key_rotation=True,
+        removal_policy=removal_policy,
+    )
+
+
+def allow_service_to_encrypt(
+    key: kms.IKey, service: str, *, source_arn: str | None = None, sid: str | None = None
+) -> None:
+    """Let ``service`` (e.g. ``sns.amazonaws.com``) encrypt with ``key`` for this account,
+    and only for ``source_arn`` (may end in ``*``) when given — the confused-deputy guard."""
+    conditions: dict[str, dict[str, str]] = {
+        "StringEquals": {"aws:SourceAccount": Stack.of(key).account}
+    }
+    if source_arn is not None:
+        conditions["ArnLike"] = {"aws:SourceArn": source_arn}
+    key.add_to_resource_policy(
+        iam.PolicyStatement(
+            sid=sid,
+            principals=[iam.ServicePrincipal(service)],
+            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+            resources=["*"],
+            conditions=conditions,
+        )
+    )
+
+
+def encrypted_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    key: kms.IKey,
+    removal_policy: RemovalPolicy,
+    retention_period: Duration,
+    fifo: bool = False,
+    queue_name: str | None = None,
+    content_based_deduplication: bool = False,
+    visibility_timeout: Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
+    """A KMS-encrypted, TLS-only queue (FIFO names get ``.fifo``)."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        queue_name=fifo_name(queue_name, fifo),
+        fifo=fifo or None,
+        content_based_deduplication=content_based_deduplication or None,
+        retention_period=retention_period,
+        visibility_timeout=visibility_timeout,
+        encryption=sqs.QueueEncryption.KMS,
+        encryption_master_key=key,
+        enforce_ssl=True,
+        dead_letter_queue=dead_letter_queue,
+        removal_policy=removal_policy,
+    )
+
+
+def dead_letter_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    key: kms.IKey,
+    removal_policy: RemovalPolicy,
+    fifo: bool = False,
+    queue_name: str | None = None,
+    retention_period: Duration = DEAD_LETTER_RETENTION,
+) -> sqs.Queue:
+    """An encrypted queue that holds failed messages (14 days by default)."""
+    queue = encrypted_queue(
+        scope,
+        construct_id,
+        key=key,
+        removal_policy=removal_policy,
+        retention_period=retention_period,
+        fifo=fifo,
+        queue_name=queue_name,
+    )
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is a dead-letter queue: a DLQ of a DLQ would only hide failures.",
+    )
+    return queue
+
+
+def fifo_name(name: str | None, fifo: bool) -> str | None:
+    """FIFO queue and topic names must end in ``.fifo``."""
+    if name is None or not fifo or name.endswith(".fifo"):
+        return name
+    return f"{name}.fifo"

@@ -1,0 +1,140 @@
+"""Lambda functions with Conveyor's defaults, and the asynchronous-invocation variant.
+
+Every function: Python 3.14 on ARM64, its own log group with a retention (JSON logs), and a
+role with no managed policy — only its log group, plus what callers grant. Shared by
+``QueueConsumer`` and :class:`AsyncFunction`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_destinations as destinations
+from aws_cdk import aws_logs as logs
+from conveyor.constructs._queues import dead_letter_queue, new_key
+from conveyor.constructs._rules import require, seconds
+
+from constructs import Construct
+
+DEFAULT_RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+def python_function(
+    scope: Construct,
+    *,
+    code: lambda_.Code,
+    handler: str,
+    timeout: Duration,
+    memory_size: int = 256,
+    environment: Mapping[str, str] | None = None,
+    layers: Sequence[lambda_.ILayerVersion] = (),
+    runtime: lambda_.Runtime | None = None,
+    architecture: lambda_.Architecture | None = None,
+    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    description: str | None = None,
+) -> tuple[lambda_.Function, logs.LogGroup]:
+    """Create ``LogGroup``, ``Role`` and ``Function`` children of ``scope``."""
+    log_group = logs.LogGroup(
+        scope, "LogGroup", retention=log_retention, removal_policy=removal_policy
+    )
+    role = iam.Role(
+        scope,
+        "Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=f"{scope.node.path}: its log group and what is granted explicitly",
+    )
+    log_group.grant_write(role)
+    function = lambda_.Function(
+        scope,
+        "Function",
+        code=code,
+        handler=handler,
+        runtime=runtime or DEFAULT_RUNTIME,
+        architecture=architecture or lambda_.Architecture.ARM_64,
+        timeout=timeout,
+        memory_size=memory_size,
+        environment=dict(environment or {}),
+        layers=list(layers),
+        role=role,
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        description=description,
+    )
+    return function, log_group
+
+
+class AsyncFunction(Construct):
+    """A Lambda function invoked asynchronously (by SNS, EventBridge, S3…), whose failed
+    events end in an encrypted on-failure queue instead of being dropped after Lambda's
+    retries.
+
+    Attributes: ``function``, ``log_group``, ``failure_queue``, ``encryption_key``.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code: lambda_.Code,
+        handler: str,
+        timeout: Duration | None = None,
+        memory_size: int = 256,
+        environment: Mapping[str, str] | None = None,
+        layers: Sequence[lambda_.ILayerVersion] = (),
+        retry_attempts: int = 2,
+        max_event_age: Duration | None = None,
+        encryption_key: kms.IKey | None = None,
+        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
+    ) -> None:
+        """
+        :param code: the function's code. Required, with ``handler``.
+        :param handler: the entry point, e.g. ``"package.module.handler"``.
+        :param timeout: Default: 30 seconds.
+        :param retry_attempts: Lambda's retries of a failed asynchronous event, 0–2.
+            Default: 2 (Lambda's own default, made explicit).
+        :param max_event_age: how long Lambda keeps retrying, 60 s–6 h. Default: 6 hours.
+        :param encryption_key: key of the failure queue. Default: a new customer-managed key.
+        :param removal_policy: log group, failure queue and key. Default: RETAIN.
+        """
+        super().__init__(scope, construct_id)
+        path = self.node.path
+        require(0 <= retry_attempts <= 2, path, "retry_attempts must be between 0 and 2")
+        age = max_event_age or Duration.hours(6)
+        age_s = seconds(age)
+        require(
+            age_s is None or 60 <= age_s <= 6 * 3600,
+            path,
+            "max_event_age must be between 60 seconds and 6 hours",
+        )
+        self.encryption_key: kms.IKey = encryption_key or new_key(
+            self,
+            "Key",
+            description=f"Encrypts the on-failure queue of {path}",
+            removal_policy=removal_policy,
+        )
+        self.failure_queue = dead_letter_queue(
+            self, "FailureQueue", key=self.encryption_key, removal_policy=removal_policy
+        )
+        self.function, self.log_group = python_function(
+            self,
+            code=code,
+            handler=handler,
+            timeout=timeout or Duration.seconds(30),
+            memory_size=memory_size,
+            environment=environment,
+            layers=layers,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+        )
+        self.function.configure_async_invoke(
+            retry_attempts=retry_attempts,
+            max_event_age=age,
+            on_failure=destinations.SqsDestination(self.failure_queue),
+        )
