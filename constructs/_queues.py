@@ -16,6 +16,7 @@ from conveyor.constructs._rules import acknowledge
 from constructs import Construct
 
 DEAD_LETTER_RETENTION = Duration.days(14)
+SOURCE_RETENTION = Duration.days(4)
 
 
 def new_key(
@@ -116,3 +117,34 @@ def fifo_name(name: str | None, fifo: bool) -> str | None:
     if name is None or not fifo or name.endswith(".fifo"):
         return name
     return f"{name}.fifo"
+
+
+def queue_with_dead_letter(
+    scope: Construct,
+    construct_id: str,
+    *,
+    removal_policy: RemovalPolicy,
+    key: kms.IKey | None = None,
+    retention_period: Duration = SOURCE_RETENTION,
+    max_receive_count: int = 5,
+) -> tuple[sqs.Queue, sqs.Queue]:
+    """A standalone encrypted queue (for a consumer outside this app) and a DLQ after
+    ``max_receive_count`` receives: ``(queue, dead_letter_queue)``. Default key: a new one."""
+    key = key or new_key(
+        scope,
+        f"{construct_id}Key",
+        description=f"Encrypts {scope.node.path}/{construct_id} and its DLQ",
+        removal_policy=removal_policy,
+    )
+    dlq = dead_letter_queue(
+        scope, f"{construct_id}DeadLetterQueue", key=key, removal_policy=removal_policy
+    )
+    queue = encrypted_queue(
+        scope,
+        construct_id,
+        key=key,
+        removal_policy=removal_policy,
+        retention_period=retention_period,
+        dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
+    )
+    return queue, dlq

@@ -16,7 +16,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from conveyor.constructs._queues import dead_letter_queue, new_key
-from conveyor.constructs._rules import require, seconds
+from conveyor.constructs._rules import acknowledge, require, seconds
 
 from constructs import Construct
 
@@ -66,6 +66,20 @@ def python_function(
         description=description,
     )
     return function, log_group
+
+
+def acknowledge_encrypted_send(function: lambda_.IFunction, destination: str) -> None:
+    """Sending to a KMS-encrypted queue needs ``kms:GenerateDataKey*`` and ``kms:ReEncrypt*``:
+    CDK's grant names these action families, on that queue's key only."""
+    policy = function.role.node.try_find_child("DefaultPolicy") if function.role else None
+    if policy is None:  # pragma: no cover - the grant creates it
+        return
+    for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+        acknowledge(
+            policy,
+            f"AwsSolutions-IAM5[Action::{action}]",
+            f"Needed to send to {destination}; limited to that queue's key.",
+        )
 
 
 class AsyncFunction(Construct):
@@ -138,3 +152,4 @@ class AsyncFunction(Construct):
             max_event_age=age,
             on_failure=destinations.SqsDestination(self.failure_queue),
         )
+        acknowledge_encrypted_send(self.function, "its KMS-encrypted on-failure queue")

@@ -37,9 +37,12 @@ _PLATFORMS = {"arm64": "aarch64", "x86_64": "x86_64"}
 
 
 def layer_key(requirements: str, python_version: str, architecture: str) -> str:
-    """The cache key and asset hash of a layer: what it is built from, nothing else."""
+    """The cache key and asset hash of a layer: what it is built from, nothing else
+    (comments and blank lines of the requirements file do not count)."""
+    lines = (line.strip() for line in requirements.splitlines())
+    pinned = "\n".join(line for line in lines if line and not line.startswith("#"))
     digest = hashlib.sha256()
-    for part in ("v1", requirements.strip(), python_version, architecture):
+    for part in ("v1", pinned, python_version, architecture):
         digest.update(part.encode())
         digest.update(b"\0")
     return digest.hexdigest()

@@ -32,8 +32,8 @@ from conveyor.constructs._queues import (
     encrypted_queue,
     new_key,
 )
-from conveyor.constructs._rules import acknowledge, known, require, seconds
-from conveyor.constructs.functions import python_function
+from conveyor.constructs._rules import known, require, seconds
+from conveyor.constructs.functions import acknowledge_encrypted_send, python_function
 
 from constructs import Construct
 
@@ -42,6 +42,7 @@ MAX_RETENTION_S = 14 * 24 * 3600
 MIN_RETENTION_S = 60
 VISIBILITY_FACTOR = 6
 DEAD_LETTER_QUEUE_ENV = "DEAD_LETTER_QUEUE_URL"
+DEFAULT_TIMEOUT = Duration.seconds(30)
 
 
 class QueueConsumer(Construct):
@@ -143,7 +144,7 @@ class QueueConsumer(Construct):
                 "visibility_timeout",
             )
         else:
-            effective_timeout = function_timeout or Duration.seconds(30)
+            effective_timeout = function_timeout or DEFAULT_TIMEOUT
         required_visibility = _required_visibility(effective_timeout, max_batching_window)
         _validate(
             path,
@@ -198,7 +199,7 @@ class QueueConsumer(Construct):
                 handler=handler,
                 runtime=runtime,
                 architecture=architecture,
-                timeout=effective_timeout,
+                timeout=function_timeout or DEFAULT_TIMEOUT,
                 memory_size=memory_size,
                 environment=environment,
                 layers=layers,
@@ -211,7 +212,7 @@ class QueueConsumer(Construct):
             self.dead_letter_queue.grant_send_messages(function)
             if isinstance(function, lambda_.Function):
                 function.add_environment(DEAD_LETTER_QUEUE_ENV, self.dead_letter_queue.queue_url)
-            _acknowledge_kms_send_grant(function)
+            acknowledge_encrypted_send(function, "the KMS-encrypted dead-letter queue")
 
         self.event_source = event_sources.SqsEventSource(
             self.queue,
@@ -259,20 +260,6 @@ class QueueConsumer(Construct):
                 path,
                 "a consumer is required: give code and handler, or an existing function",
             )
-
-
-def _acknowledge_kms_send_grant(function: lambda_.IFunction) -> None:
-    """Sending to a KMS-encrypted queue needs ``kms:GenerateDataKey*`` and ``kms:ReEncrypt*``:
-    CDK's grant names the action families, on this construct's key only."""
-    policy = function.role.node.try_find_child("DefaultPolicy") if function.role else None
-    if policy is None:  # pragma: no cover - the grant above creates it
-        return
-    for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
-        acknowledge(
-            policy,
-            f"AwsSolutions-IAM5[Action::{action}]",
-            "Needed to send to the KMS-encrypted dead-letter queue; limited to its key.",
-        )
 
 
 def _existing_function_timeout(function: lambda_.IFunction) -> Duration | None:

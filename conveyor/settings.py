@@ -18,8 +18,17 @@ from typing import Any
 
 from aws_cdk import RemovalPolicy
 
-KEYS = ("removal_policy", "thumbnail_sizes", "alarm_email", "account", "region")
+KEYS = (
+    "removal_policy",
+    "thumbnail_sizes",
+    "alarm_email",
+    "notification_email",
+    "producer_accounts",
+    "account",
+    "region",
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ACCOUNT = re.compile(r"^\d{12}$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 _REMOVAL = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
 
@@ -35,7 +44,9 @@ class Settings:
     :ivar environment: name used in stack names (``Conveyor-<environment>-…``).
     :ivar removal_policy: DESTROY for sandboxes (buckets emptied and deleted), RETAIN otherwise.
     :ivar thumbnail_sizes: bounding boxes, in pixels, of the image pipeline's thumbnails.
-    :ivar alarm_email: subscribed to the alarm topic when set.
+    :ivar alarm_email: subscribed to the alarm topics when set.
+    :ivar notification_email: subscribed to OrderPlaced events of the order topic when set.
+    :ivar producer_accounts: other accounts allowed to put events on the payments bus.
     :ivar account, region: pin the stacks to an account/region; None keeps them env-agnostic.
     """
 
@@ -43,6 +54,8 @@ class Settings:
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
     thumbnail_sizes: tuple[int, ...] = (128, 512)
     alarm_email: str | None = None
+    notification_email: str | None = None
+    producer_accounts: tuple[str, ...] = ()
     account: str | None = None
     region: str | None = None
 
@@ -70,7 +83,9 @@ class Settings:
             environment=environment,
             removal_policy=_removal_policy(values["removal_policy"]),
             thumbnail_sizes=parse_sizes(values["thumbnail_sizes"]),
-            alarm_email=_email(values["alarm_email"]),
+            alarm_email=_email(values["alarm_email"], "alarm_email"),
+            notification_email=_email(values["notification_email"], "notification_email"),
+            producer_accounts=_accounts(values["producer_accounts"]),
             account=_optional_str(values["account"]),
             region=_optional_str(values["region"]),
         )
@@ -104,13 +119,27 @@ def _removal_policy(value: Any) -> RemovalPolicy:
     return _REMOVAL[name]
 
 
-def _email(value: Any) -> str | None:
+def _email(value: Any, key: str) -> str | None:
     if value is None or str(value).strip() == "":
         return None
     email = str(value).strip()
     if not _EMAIL.match(email):
-        raise SettingsError(f"alarm_email {email!r} is not an e-mail address")
+        raise SettingsError(f"{key} {email!r} is not an e-mail address")
     return email
+
+
+def _accounts(value: Any) -> tuple[str, ...]:
+    """Account ids from a list or ``"111111111111,222222222222"``; 12 digits each."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise SettingsError(f"producer_accounts must be a list of account ids (got {value!r})")
+    accounts = tuple(str(item).strip() for item in items)
+    for account in accounts:
+        if not _ACCOUNT.match(account):
+            raise SettingsError(f"producer_accounts: {account!r} is not a 12-digit account id")
+    return accounts
 
 
 def _optional_str(value: Any) -> str | None:

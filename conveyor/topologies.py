@@ -11,6 +11,8 @@ from pathlib import Path
 from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 from conveyor.stacks.image_pipeline import ImagePipelineStack
+from conveyor.stacks.order_events import OrderEventsStack
+from conveyor.stacks.payments_routing import PaymentsRoutingStack
 
 from conveyor.settings import Settings
 
@@ -35,6 +37,26 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             thumbnail_sizes=settings.thumbnail_sizes,
             removal_policy=settings.removal_policy,
             alarm_email=settings.alarm_email,
+            layer_cache_dir=layer_cache_dir,
+        ),
+        OrderEventsStack(
+            app,
+            stack_name(settings, "OrderEvents"),
+            description="Conveyor order events: SNS fan-out with attribute and payload filters",
+            env=env,
+            notification_email=settings.notification_email,
+            alarm_email=settings.alarm_email,
+            removal_policy=settings.removal_policy,
+            layer_cache_dir=layer_cache_dir,
+        ),
+        PaymentsRoutingStack(
+            app,
+            stack_name(settings, "PaymentsRouting"),
+            description="Conveyor payments routing: EventBridge bus, content filters, archive",
+            env=env,
+            producer_accounts=settings.producer_accounts,
+            alarm_email=settings.alarm_email,
+            removal_policy=settings.removal_policy,
             layer_cache_dir=layer_cache_dir,
         ),
     ]

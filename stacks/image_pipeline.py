@@ -13,17 +13,15 @@ from typing import Any, cast
 from aws_cdk import CfnElement, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
-from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 from conveyor.constructs._rules import acknowledge
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
 from conveyor.constructs.functions import DEFAULT_RUNTIME
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
+from conveyor.stacks._common import alarm_topic
 
 from constructs import Construct
 
@@ -58,7 +56,7 @@ class ImagePipelineStack(Stack):
         logs_bucket = access_logs_bucket(
             self, "AccessLogs", removal_policy=removal_policy, auto_delete_objects=destroy
         )
-        self.alarm_topic = _alarm_topic(self, alarm_email, removal_policy)
+        self.alarm_topic = alarm_topic(self, alarm_email, removal_policy)
 
         layer = PythonDependenciesLayer(
             self,
@@ -117,30 +115,6 @@ class ImagePipelineStack(Stack):
         CfnOutput(self, "QueueUrl", value=self.consumer.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.consumer.dead_letter_queue.queue_url)
         CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
-
-
-def _alarm_topic(scope: Construct, email: str | None, removal_policy: RemovalPolicy) -> sns.Topic:
-    """A KMS-encrypted, TLS-only topic that CloudWatch alarms can publish to."""
-    key = kms.Key(
-        scope,
-        "AlarmKey",
-        description="Encrypts the alarm topic; CloudWatch may use it to publish",
-        enable_key_rotation=True,
-        removal_policy=removal_policy,
-    )
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            sid="AllowCloudWatchAlarmsToPublish",
-            principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
-            actions=["kms:Decrypt", "kms:GenerateDataKey*"],
-            resources=["*"],
-            conditions={"StringEquals": {"aws:SourceAccount": Stack.of(scope).account}},
-        )
-    )
-    topic = sns.Topic(scope, "AlarmTopic", master_key=key, enforce_ssl=True)
-    if email:
-        topic.add_subscription(subscriptions.EmailSubscription(email))
-    return topic
 
 
 def _grant_least_privilege(

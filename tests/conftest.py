@@ -52,6 +52,7 @@ def sandbox_settings():
         removal_policy=RemovalPolicy.DESTROY,
         thumbnail_sizes=(64, 256),
         alarm_email="ops@example.com",
+        notification_email="orders@example.com",
     )
 
 
@@ -71,3 +72,15 @@ def synthesized(make_app, sandbox_settings, tmp_path_factory):
         "assembly": assembly,
         "outdir": outdir,
     }
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch):
+    """Fake credentials and region so boto3 clients under moto never look for real ones."""
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(name, value)

@@ -57,6 +57,7 @@ def test_unchanged_requirements_reuse_the_cache_without_running_pip(
 def test_key_changes_with_requirements_python_version_and_architecture():
     base = layer_key(REQUIREMENTS, "3.14", "arm64")
     assert base == layer_key(REQUIREMENTS + "\n", "3.14", "arm64")  # whitespace only
+    assert base == layer_key(f"# a comment\n\n{REQUIREMENTS}", "3.14", "arm64")
     assert base != layer_key("jmespath==1.0.1\n", "3.14", "arm64")
     assert base != layer_key(REQUIREMENTS, "3.13", "arm64")
     assert base != layer_key(REQUIREMENTS, "3.14", "x86_64")
