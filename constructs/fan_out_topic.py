@@ -110,7 +110,7 @@ class FanOutTopic(Construct):
         # references its key: that would be a cycle).
         self.subscriber_key: kms.IKey = new_key(
             self,
-            "DeadLetterKey",
+            "SubscriberKey",
             description=f"Encrypts the queues {self.node.path} delivers to",
             removal_policy=removal_policy,
         )
