@@ -11,9 +11,9 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
-from conveyor.constructs._rules import acknowledge
 
 from constructs import Construct
+from conveyor.constructs._rules import acknowledge
 
 DEAD_LETTER_RETENTION = Duration.days(14)
 SOURCE_RETENTION = Duration.days(4)

@@ -19,10 +19,10 @@ from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
-from conveyor.constructs._rules import acknowledge, require
-from conveyor.constructs.buckets import secure_bucket
 
 from constructs import Construct
+from conveyor.constructs._rules import acknowledge, require
+from conveyor.constructs.buckets import secure_bucket
 
 AWS_MANAGED_SQS_KEY = "alias/aws/sqs"
 

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
-from conveyor.constructs._rules import acknowledge, require
 
 from constructs import Construct
+from conveyor.constructs._rules import acknowledge, require
 
 
 def secure_bucket(

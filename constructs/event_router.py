@@ -33,11 +33,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+
+from constructs import Construct
 from conveyor.constructs._queues import allow_service_to_encrypt, dead_letter_queue, new_key
 from conveyor.constructs._rules import require, seconds
 from conveyor.constructs.filters import validate_event_pattern
-
-from constructs import Construct
 
 MAX_TARGETS_PER_RULE = 5
 MAX_RETRY_ATTEMPTS = 185

@@ -25,6 +25,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+
+from constructs import Construct
 from conveyor.constructs._queues import (
     DEAD_LETTER_RETENTION,
     allow_service_to_encrypt,
@@ -35,8 +37,6 @@ from conveyor.constructs._queues import (
 from conveyor.constructs._rules import require
 from conveyor.constructs.filters import validate_sns_filter_policy
 from conveyor.constructs.queue_consumer import QueueConsumer
-
-from constructs import Construct
 
 SCOPES = ("MessageAttributes", "MessageBody")
 

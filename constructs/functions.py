@@ -15,10 +15,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
-from conveyor.constructs._queues import dead_letter_queue, new_key
-from conveyor.constructs._rules import acknowledge, require, seconds
 
 from constructs import Construct
+from conveyor.constructs._queues import dead_letter_queue, new_key
+from conveyor.constructs._rules import acknowledge, require, seconds
 
 DEFAULT_RUNTIME = lambda_.Runtime.PYTHON_3_14
 

@@ -25,9 +25,9 @@ from typing import Any, cast
 import jsii
 from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
-from conveyor.constructs._rules import require
 
 from constructs import Construct
+from conveyor.constructs._rules import require
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "conveyor" / "layers"
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34). pip matches an explicit

@@ -26,6 +26,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
+
+from constructs import Construct
 from conveyor.constructs._queues import (
     DEAD_LETTER_RETENTION,
     dead_letter_queue,
@@ -34,8 +36,6 @@ from conveyor.constructs._queues import (
 )
 from conveyor.constructs._rules import known, require, seconds
 from conveyor.constructs.functions import acknowledge_encrypted_send, python_function
-
-from constructs import Construct
 
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
 MAX_RETENTION_S = 14 * 24 * 3600

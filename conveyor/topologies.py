@@ -10,11 +10,11 @@ from pathlib import Path
 
 from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
+
+from conveyor.settings import Settings
 from conveyor.stacks.image_pipeline import ImagePipelineStack
 from conveyor.stacks.order_events import OrderEventsStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
-
-from conveyor.settings import Settings
 
 
 def stack_name(settings: Settings, topology: str) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from conveyor.constructs._queues import allow_service_to_encrypt, new_key
 
 from constructs import Construct
+from conveyor.constructs._queues import allow_service_to_encrypt, new_key
 
 
 def alarm_topic(scope: Construct, email: str | None, removal_policy: RemovalPolicy) -> sns.Topic:

@@ -15,6 +15,8 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+
+from constructs import Construct
 from conveyor.constructs._rules import acknowledge
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
@@ -22,8 +24,6 @@ from conveyor.constructs.functions import DEFAULT_RUNTIME
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.stacks._common import alarm_topic
-
-from constructs import Construct
 
 # stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "image_resize"

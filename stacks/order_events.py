@@ -14,6 +14,8 @@ from typing import Any
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_lambda as lambda_
+
+from constructs import Construct
 from conveyor.constructs._queues import new_key, queue_with_dead_letter
 from conveyor.constructs.fan_out_topic import FanOutTopic
 from conveyor.constructs.functions import DEFAULT_RUNTIME, AsyncFunction
@@ -21,8 +23,6 @@ from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.stacks._common import alarm_topic
-
-from constructs import Construct
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "order_events"
 CONSUMERS = ("payment", "inventory", "shipping", "notification")

@@ -13,14 +13,14 @@ from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
+
+from constructs import Construct
 from conveyor.constructs._queues import queue_with_dead_letter
 from conveyor.constructs.event_router import EventRouter, Target
 from conveyor.constructs.functions import DEFAULT_RUNTIME, AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.stacks._common import alarm_topic
-
-from constructs import Construct
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "payments"
 SOURCE = "app.paiement"

@@ -10,9 +10,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk.assertions import Match, Template
+
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import secure_bucket
-
 from tests.template_helpers import deny_insecure_transport, logical_id
 
 

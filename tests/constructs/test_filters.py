@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from conveyor.constructs.filters import (
     EVENT_PATTERN_MAX_CHARS,
     SNS_MAX_POLICY_BYTES,

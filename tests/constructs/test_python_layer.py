@@ -9,6 +9,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
+
 from conveyor.constructs.python_layer import PipLayerBundler, PythonDependenciesLayer, layer_key
 
 # A small pure-Python wheel from the package index keeps the real install fast.

@@ -10,8 +10,8 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Match, Template
-from conveyor.constructs.queue_consumer import QueueConsumer
 
+from conveyor.constructs.queue_consumer import QueueConsumer
 from tests.template_helpers import deny_insecure_transport, logical_id
 
 CODE = lambda_.Code.from_inline("def handler(event, context):\n    return {}\n")

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from aws_cdk import RemovalPolicy
 from aws_cdk.assertions import Match, Template
-from conveyor.stacks.image_pipeline import IMAGE_SUFFIXES, ImagePipelineStack
 
 from conveyor.settings import Settings
+from conveyor.stacks.image_pipeline import IMAGE_SUFFIXES, ImagePipelineStack
 from conveyor.topologies import build
 
 
