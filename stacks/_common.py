@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aws_cdk import RemovalPolicy
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 
@@ -23,3 +26,20 @@ def alarm_topic(scope: Construct, email: str | None, removal_policy: RemovalPoli
     if email:
         topic.add_subscription(subscriptions.EmailSubscription(email))
     return topic
+
+
+# What a handler asset folder holds that must not be deployed: dependencies go to the layer,
+# caches would make the asset hash depend on whoever ran the tests or the type checker last.
+ASSET_EXCLUDES = (
+    "requirements.txt",
+    "**/__pycache__",
+    "*.pyc",
+    "**/.mypy_cache",
+    "**/.pytest_cache",
+    "**/.ruff_cache",
+)
+
+
+def handler_code(asset: Path) -> lambda_.Code:
+    """The code of a handler asset folder (``lambdas/<name>``), without caches."""
+    return lambda_.Code.from_asset(str(asset), exclude=list(ASSET_EXCLUDES))

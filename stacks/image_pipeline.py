@@ -23,7 +23,7 @@ from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
 from conveyor.constructs.functions import DEFAULT_RUNTIME
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.stacks._common import alarm_topic
+from conveyor.stacks._common import alarm_topic, handler_code
 
 # stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "image_resize"
@@ -78,9 +78,7 @@ class ImagePipelineStack(Stack):
         self.consumer = QueueConsumer(
             self,
             "Resize",
-            code=lambda_.Code.from_asset(
-                str(ASSET), exclude=["requirements.txt", "**/__pycache__", "*.pyc"]
-            ),
+            code=handler_code(ASSET),
             handler="image_resize.handler.handler",
             layers=[layer.layer],
             function_timeout=FUNCTION_TIMEOUT,

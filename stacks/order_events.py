@@ -22,7 +22,7 @@ from conveyor.constructs.functions import DEFAULT_RUNTIME, AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.stacks._common import alarm_topic
+from conveyor.stacks._common import alarm_topic, handler_code
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "order_events"
 CONSUMERS = ("payment", "inventory", "shipping", "notification")
@@ -60,9 +60,7 @@ class OrderEventsStack(Stack):
             description="Powertools for the order event handlers",
             cache_dir=layer_cache_dir,
         )
-        code = lambda_.Code.from_asset(
-            str(ASSET), exclude=["requirements.txt", "**/__pycache__", "*.pyc"]
-        )
+        code = handler_code(ASSET)
         common_env = {
             **self.idempotency.environment,
             "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/OrderEvents",

@@ -20,7 +20,7 @@ from conveyor.constructs.event_router import EventRouter, Target
 from conveyor.constructs.functions import DEFAULT_RUNTIME, AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.python_layer import PythonDependenciesLayer
-from conveyor.stacks._common import alarm_topic
+from conveyor.stacks._common import alarm_topic, handler_code
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "payments"
 SOURCE = "app.paiement"
@@ -73,9 +73,7 @@ class PaymentsRoutingStack(Stack):
         self.review = AsyncFunction(
             self,
             "HighValueReview",
-            code=lambda_.Code.from_asset(
-                str(ASSET), exclude=["requirements.txt", "**/__pycache__", "*.pyc"]
-            ),
+            code=handler_code(ASSET),
             handler="payments.review.handler",
             layers=[layer.layer],
             environment={
