@@ -8,7 +8,7 @@ import pytest
 from aws_cdk import Stack
 from aws_cdk import aws_sqs as sqs
 
-from conveyor.review import acknowledged_findings, lint_template, main, review
+from conveyor.review import acknowledged_findings, lint_template, render, review
 from conveyor.topologies import attach_review_plugins
 
 
@@ -21,9 +21,14 @@ def templates(synthesized) -> dict[str, dict]:
     }
 
 
-def test_every_stack_passes_cdk_nag_with_no_unacknowledged_finding(synthesized):
+@pytest.fixture(scope="module")
+def reviews(synthesized):
+    """The review `make synth` prints (cfn-lint included), computed once."""
+    return review(synthesized["outdir"])
+
+
+def test_every_stack_passes_cdk_nag_with_no_unacknowledged_finding(synthesized, reviews):
     # The fixture's app.synth() would have raised ValidationFailed on any finding.
-    reviews = review(synthesized["outdir"])
     assert {r.name for r in reviews} == {s.artifact_id for s in synthesized["stacks"].values()}
     assert all(r.nag_findings == [] for r in reviews)
 
@@ -36,14 +41,17 @@ def test_every_acknowledgement_names_a_rule_and_gives_a_specific_reason(synthesi
         assert len(reason) >= 40, (logical_id, rule_id, reason)
 
 
-def test_every_template_is_cfn_lint_clean(synthesized):
-    for name, template in templates(synthesized).items():
-        assert lint_template(template) == [], name
+def test_every_template_is_cfn_lint_clean(reviews):
+    assert len(reviews) == 3
+    for item in reviews:
+        assert item.lint_findings == [], item.name
 
 
-def test_review_command_passes_on_the_app(synthesized, capsys):
-    assert main(["review", str(synthesized["outdir"])]) == 0
-    assert "Review: PASS" in capsys.readouterr().out
+def test_review_summary_passes_and_lists_every_stack(reviews):
+    summary = render(reviews)
+    assert summary.endswith("Review: PASS (3 stacks)")
+    for item in reviews:
+        assert f"Stack {item.name}: {sum(item.resources.values())} resources" in summary
 
 
 def test_cdk_nag_rejects_an_unacknowledged_finding(make_app, tmp_path):
