@@ -27,7 +27,13 @@ RESULTS = ROOT / "benchmarks" / "results.md"
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
 
 # Handler modules: (asset folder, module imported by the Lambda runtime).
-HANDLERS = {"image_resize": (ROOT / "lambdas" / "image_resize", "image_resize.handler")}
+LAMBDAS = ROOT / "lambdas"
+HANDLERS = {
+    "image_resize": (LAMBDAS / "image_resize", "image_resize.handler"),
+    "order_events": (LAMBDAS / "order_events", "order_events.handler"),
+    "order_events.routing": (LAMBDAS / "order_events", "order_events.routing"),
+    "payments.review": (LAMBDAS / "payments", "payments.review"),
+}
 
 BASELINE_APP = """
 from aws_cdk import App, Stack, aws_sqs as sqs
