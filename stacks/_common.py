@@ -11,6 +11,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 
 from constructs import Construct
 from conveyor.constructs._queues import allow_service_to_encrypt, new_key
+from conveyor.constructs.functions import DEFAULT_RUNTIME
+from conveyor.constructs.python_layer import PythonDependenciesLayer
 
 
 def alarm_topic(scope: Construct, email: str | None, removal_policy: RemovalPolicy) -> sns.Topic:
@@ -38,6 +40,21 @@ ASSET_EXCLUDES = (
     "**/.pytest_cache",
     "**/.ruff_cache",
 )
+
+
+def dependencies_layer(
+    scope: Construct, asset: Path, description: str, cache_dir: Path | None
+) -> lambda_.ILayerVersion:
+    """The layer of ``<asset>/requirements.txt`` for Conveyor's default runtime (ARM64)."""
+    return PythonDependenciesLayer(
+        scope,
+        "Dependencies",
+        requirements_file=asset / "requirements.txt",
+        runtime=DEFAULT_RUNTIME,
+        architecture=lambda_.Architecture.ARM_64,
+        description=description,
+        cache_dir=cache_dir,
+    ).layer
 
 
 def handler_code(asset: Path) -> lambda_.Code:

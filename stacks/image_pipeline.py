@@ -20,10 +20,8 @@ from constructs import Construct
 from conveyor.constructs._rules import acknowledge
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
-from conveyor.constructs.functions import DEFAULT_RUNTIME
-from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.stacks._common import alarm_topic, handler_code
+from conveyor.stacks._common import alarm_topic, dependencies_layer, handler_code
 
 # stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "image_resize"
@@ -58,14 +56,8 @@ class ImagePipelineStack(Stack):
         )
         self.alarm_topic = alarm_topic(self, alarm_email, removal_policy)
 
-        layer = PythonDependenciesLayer(
-            self,
-            "Dependencies",
-            requirements_file=ASSET / "requirements.txt",
-            runtime=DEFAULT_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            description="Pillow and Powertools for the image resize function",
-            cache_dir=layer_cache_dir,
+        layer = dependencies_layer(
+            self, ASSET, "Pillow and Powertools for the image resize function", layer_cache_dir
         )
         self.processed_bucket = secure_bucket(
             self,
@@ -80,7 +72,7 @@ class ImagePipelineStack(Stack):
             "Resize",
             code=handler_code(ASSET),
             handler="image_resize.handler.handler",
-            layers=[layer.layer],
+            layers=[layer],
             function_timeout=FUNCTION_TIMEOUT,
             memory_size=1024,
             environment={

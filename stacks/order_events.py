@@ -18,11 +18,10 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 from conveyor.constructs._queues import new_key, queue_with_dead_letter
 from conveyor.constructs.fan_out_topic import FanOutTopic
-from conveyor.constructs.functions import DEFAULT_RUNTIME, AsyncFunction
+from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
-from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.stacks._common import alarm_topic, handler_code
+from conveyor.stacks._common import alarm_topic, dependencies_layer, handler_code
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "order_events"
 CONSUMERS = ("payment", "inventory", "shipping", "notification")
@@ -51,14 +50,8 @@ class OrderEventsStack(Stack):
         self.alarm_topic = alarm_topic(self, alarm_email, removal_policy)
         alarm_actions = [cw_actions.SnsAction(self.alarm_topic)]
         self.idempotency = IdempotencyTable(self, "Idempotency", removal_policy=removal_policy)
-        layer = PythonDependenciesLayer(
-            self,
-            "Dependencies",
-            requirements_file=ASSET / "requirements.txt",
-            runtime=DEFAULT_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            description="Powertools for the order event handlers",
-            cache_dir=layer_cache_dir,
+        layer = dependencies_layer(
+            self, ASSET, "Powertools for the order event handlers", layer_cache_dir
         )
         code = handler_code(ASSET)
         common_env = {
@@ -85,7 +78,7 @@ class OrderEventsStack(Stack):
                 raw_message_delivery=name == "shipping",
                 code=code,
                 handler="order_events.handler.handler",
-                layers=[layer.layer],
+                layers=[layer],
                 environment={
                     **common_env,
                     "CONSUMER_NAME": name,
@@ -144,7 +137,7 @@ class OrderEventsStack(Stack):
         handler: str,
         event_type: str,
         code: lambda_.Code,
-        layer: PythonDependenciesLayer,
+        layer: lambda_.ILayerVersion,
         common_env: dict[str, str],
         removal_policy: RemovalPolicy,
     ) -> AsyncFunction:
@@ -153,7 +146,7 @@ class OrderEventsStack(Stack):
             construct_id,
             code=code,
             handler=handler,
-            layers=[layer.layer],
+            layers=[layer],
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": f"{event_type}-events"},
             encryption_key=self._failure_key,
             removal_policy=removal_policy,

@@ -12,15 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_lambda as lambda_
 
 from constructs import Construct
 from conveyor.constructs._queues import queue_with_dead_letter
 from conveyor.constructs.event_router import EventRouter, Target
-from conveyor.constructs.functions import DEFAULT_RUNTIME, AsyncFunction
+from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
-from conveyor.constructs.python_layer import PythonDependenciesLayer
-from conveyor.stacks._common import alarm_topic, handler_code
+from conveyor.stacks._common import alarm_topic, dependencies_layer, handler_code
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "payments"
 SOURCE = "app.paiement"
@@ -53,14 +51,8 @@ class PaymentsRoutingStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         self.alarm_topic = alarm_topic(self, alarm_email, removal_policy)
         self.idempotency = IdempotencyTable(self, "Idempotency", removal_policy=removal_policy)
-        layer = PythonDependenciesLayer(
-            self,
-            "Dependencies",
-            requirements_file=ASSET / "requirements.txt",
-            runtime=DEFAULT_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
-            description="Powertools for the payments handlers",
-            cache_dir=layer_cache_dir,
+        layer = dependencies_layer(
+            self, ASSET, "Powertools for the payments handlers", layer_cache_dir
         )
         self.router = EventRouter(
             self,
@@ -75,7 +67,7 @@ class PaymentsRoutingStack(Stack):
             "HighValueReview",
             code=handler_code(ASSET),
             handler="payments.review.handler",
-            layers=[layer.layer],
+            layers=[layer],
             environment={
                 **self.idempotency.environment,
                 "REVIEW_THRESHOLD": str(REVIEW_THRESHOLD),
