@@ -5,7 +5,7 @@ else in Conveyor reads context or the environment. Precedence, lowest first:
 
 1. the ``environments.<name>`` block in ``cdk.json`` selected by ``environment`` (default
    ``sandbox``);
-2. a top-level context key of the same name, e.g. ``cdk synth -c alarm_email=ops@example.com``
+2. a top-level context key of the same name, e.g. ``cdk synth -c alarm_emails=ops@example.com``
    or ``make synth CONTEXT="-c thumbnail_sizes=64,256"``.
 """
 
@@ -21,13 +21,15 @@ from aws_cdk import RemovalPolicy
 KEYS = (
     "removal_policy",
     "thumbnail_sizes",
-    "alarm_email",
+    "alarm_emails",
+    "alarm_sms",
     "notification_email",
     "producer_accounts",
     "account",
     "region",
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _ACCOUNT = re.compile(r"^\d{12}$")
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,31}$")
 _REMOVAL = {"destroy": RemovalPolicy.DESTROY, "retain": RemovalPolicy.RETAIN}
@@ -44,7 +46,8 @@ class Settings:
     :ivar environment: name used in stack names (``Conveyor-<environment>-…``).
     :ivar removal_policy: DESTROY for sandboxes (buckets emptied and deleted), RETAIN otherwise.
     :ivar thumbnail_sizes: bounding boxes, in pixels, of the image pipeline's thumbnails.
-    :ivar alarm_email: subscribed to the alarm topics when set.
+    :ivar alarm_emails: subscribed to every stack's alarm topic.
+    :ivar alarm_sms: E.164 phone numbers subscribed to the alarm topics by SMS.
     :ivar notification_email: subscribed to OrderPlaced events of the order topic when set.
     :ivar producer_accounts: other accounts allowed to put events on the payments bus.
     :ivar account, region: pin the stacks to an account/region; None keeps them env-agnostic.
@@ -53,7 +56,8 @@ class Settings:
     environment: str = "sandbox"
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN
     thumbnail_sizes: tuple[int, ...] = (128, 512)
-    alarm_email: str | None = None
+    alarm_emails: tuple[str, ...] = ()
+    alarm_sms: tuple[str, ...] = ()
     notification_email: str | None = None
     producer_accounts: tuple[str, ...] = ()
     account: str | None = None
@@ -83,7 +87,12 @@ class Settings:
             environment=environment,
             removal_policy=_removal_policy(values["removal_policy"]),
             thumbnail_sizes=parse_sizes(values["thumbnail_sizes"]),
-            alarm_email=_email(values["alarm_email"], "alarm_email"),
+            alarm_emails=tuple(
+                email
+                for item in _items(values["alarm_emails"], "alarm_emails")
+                if (email := _email(item, "alarm_emails")) is not None
+            ),
+            alarm_sms=_phone_numbers(values["alarm_sms"]),
             notification_email=_email(values["notification_email"], "notification_email"),
             producer_accounts=_accounts(values["producer_accounts"]),
             account=_optional_str(values["account"]),
@@ -126,6 +135,24 @@ def _email(value: Any, key: str) -> str | None:
     if not _EMAIL.match(email):
         raise SettingsError(f"{key} {email!r} is not an e-mail address")
     return email
+
+
+def _items(value: Any, key: str) -> list[Any]:
+    """A list from a JSON list or a comma-separated ``-c key=a,b`` string."""
+    if value is None or value == "":
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        raise SettingsError(f"{key} must be a list or 'a,b' (got {value!r})")
+    return list(items)
+
+
+def _phone_numbers(value: Any) -> tuple[str, ...]:
+    numbers = tuple(str(item).strip() for item in _items(value, "alarm_sms"))
+    for number in numbers:
+        if not _E164.match(number):
+            raise SettingsError(f"alarm_sms: {number!r} is not an E.164 number like +33612345678")
+    return numbers
 
 
 def _accounts(value: Any) -> tuple[str, ...]:

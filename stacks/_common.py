@@ -2,32 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import RemovalPolicy
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sns as sns
-from aws_cdk import aws_sns_subscriptions as subscriptions
 
 from constructs import Construct
-from conveyor.constructs._queues import allow_service_to_encrypt, new_key
 from conveyor.constructs.functions import DEFAULT_RUNTIME
+from conveyor.constructs.monitoring import AlarmTopic, Monitoring, Remediation
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 
 
-def alarm_topic(scope: Construct, email: str | None, removal_policy: RemovalPolicy) -> sns.Topic:
-    """A KMS-encrypted, TLS-only topic that CloudWatch alarms can publish to."""
-    key = new_key(
-        scope,
-        "AlarmKey",
-        description="Encrypts the alarm topic; CloudWatch may use it to publish",
+@dataclass(frozen=True)
+class Operations:
+    """What :func:`operate` adds to a stack."""
+
+    alarms: AlarmTopic
+    monitoring: Monitoring
+    remediation: Remediation
+
+
+def operate(
+    stack: Stack,
+    *,
+    alarm_emails: Sequence[str],
+    alarm_sms: Sequence[str],
+    removal_policy: RemovalPolicy,
+    layer_cache_dir: Path | None,
+) -> Operations:
+    """Alarms with actions on every resource of ``stack``, its dashboard, and remediation.
+
+    Call it last in the stack's constructor: it watches what the stack holds by then.
+    """
+    alarms = AlarmTopic(
+        stack, "Alarms", emails=alarm_emails, sms_numbers=alarm_sms, removal_policy=removal_policy
+    )
+    monitoring = Monitoring(
+        stack, "Monitoring", alarm_topic=alarms.topic, dashboard_name=stack.stack_name
+    )
+    monitoring.watch_scope(stack)
+    remediation = Remediation(
+        stack,
+        "Remediation",
+        alarm_topic=alarms.topic,
+        rules=monitoring.remediation_rules,
+        layer_cache_dir=layer_cache_dir,
         removal_policy=removal_policy,
     )
-    allow_service_to_encrypt(key, "cloudwatch.amazonaws.com", sid="AllowCloudWatchAlarmsToPublish")
-    topic = sns.Topic(scope, "AlarmTopic", master_key=key, enforce_ssl=True)
-    if email:
-        topic.add_subscription(subscriptions.EmailSubscription(email))
-    return topic
+    monitoring.watch_async_function(remediation.function, name="Remediation")
+    CfnOutput(stack, "AlarmTopicArn", value=alarms.topic.topic_arn)
+    if monitoring.dashboard is not None:
+        CfnOutput(stack, "DashboardName", value=monitoring.dashboard.dashboard_name)
+    return Operations(alarms, monitoring, remediation)
 
 
 # What a handler asset folder holds that must not be deployed: dependencies go to the layer,

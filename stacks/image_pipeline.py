@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, cast
 
 from aws_cdk import CfnElement, CfnOutput, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
@@ -21,7 +20,7 @@ from conveyor.constructs._rules import acknowledge
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.stacks._common import alarm_topic, dependencies_layer, handler_code
+from conveyor.stacks._common import dependencies_layer, handler_code, operate
 
 # stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "image_resize"
@@ -34,7 +33,7 @@ class ImagePipelineStack(Stack):
     """Uploads bucket → queue → resize Lambda → processed bucket, with a DLQ and its alarm.
 
     Attributes: ``uploads`` (BucketToQueue), ``processed_bucket``, ``consumer``
-    (QueueConsumer), ``alarm_topic``.
+    (QueueConsumer), ``operations`` (alarms, monitoring, remediation).
     """
 
     def __init__(
@@ -44,7 +43,8 @@ class ImagePipelineStack(Stack):
         *,
         thumbnail_sizes: Sequence[int],
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
-        alarm_email: str | None = None,
+        alarm_emails: Sequence[str] = (),
+        alarm_sms: Sequence[str] = (),
         layer_cache_dir: Path | None = None,
         **kwargs: Any,
     ) -> None:
@@ -54,7 +54,6 @@ class ImagePipelineStack(Stack):
         logs_bucket = access_logs_bucket(
             self, "AccessLogs", removal_policy=removal_policy, auto_delete_objects=destroy
         )
-        self.alarm_topic = alarm_topic(self, alarm_email, removal_policy)
 
         layer = dependencies_layer(
             self, ASSET, "Pillow and Powertools for the image resize function", layer_cache_dir
@@ -83,7 +82,6 @@ class ImagePipelineStack(Stack):
                 "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/ImagePipeline",
             },
             allow_direct_dead_lettering=True,
-            alarm_actions=[cw_actions.SnsAction(self.alarm_topic)],
             removal_policy=removal_policy,
         )
         self.uploads = BucketToQueue(
@@ -104,7 +102,13 @@ class ImagePipelineStack(Stack):
         CfnOutput(self, "ProcessedBucketName", value=self.processed_bucket.bucket_name)
         CfnOutput(self, "QueueUrl", value=self.consumer.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.consumer.dead_letter_queue.queue_url)
-        CfnOutput(self, "AlarmTopicArn", value=self.alarm_topic.topic_arn)
+        self.operations = operate(
+            self,
+            alarm_emails=alarm_emails,
+            alarm_sms=alarm_sms,
+            removal_policy=removal_policy,
+            layer_cache_dir=layer_cache_dir,
+        )
 
 
 def _grant_least_privilege(

@@ -8,11 +8,11 @@ and one subscriber filters on the payload: only orders whose body ``order.total`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
-from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_lambda as lambda_
 
 from constructs import Construct
@@ -21,7 +21,7 @@ from conveyor.constructs.fan_out_topic import FanOutTopic
 from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.stacks._common import alarm_topic, dependencies_layer, handler_code
+from conveyor.stacks._common import dependencies_layer, handler_code, operate
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "order_events"
 CONSUMERS = ("payment", "inventory", "shipping", "notification")
@@ -33,7 +33,7 @@ LARGE_ORDERS = {"eventType": ["OrderPlaced"], "order": {"total": [{"numeric": ["
 class OrderEventsStack(Stack):
     """Attributes: ``topic`` (FanOutTopic), ``consumers`` (name → QueueConsumer),
     ``large_orders_queue``, ``invoice``/``user`` (AsyncFunction), ``idempotency``,
-    ``alarm_topic``."""
+    ``operations`` (alarms, monitoring, remediation)."""
 
     def __init__(
         self,
@@ -41,14 +41,13 @@ class OrderEventsStack(Stack):
         construct_id: str,
         *,
         notification_email: str | None = None,
-        alarm_email: str | None = None,
+        alarm_emails: Sequence[str] = (),
+        alarm_sms: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         layer_cache_dir: Path | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.alarm_topic = alarm_topic(self, alarm_email, removal_policy)
-        alarm_actions = [cw_actions.SnsAction(self.alarm_topic)]
         self.idempotency = IdempotencyTable(self, "Idempotency", removal_policy=removal_policy)
         layer = dependencies_layer(
             self, ASSET, "Powertools for the order event handlers", layer_cache_dir
@@ -85,7 +84,6 @@ class OrderEventsStack(Stack):
                     "POWERTOOLS_SERVICE_NAME": f"order-{name}",
                 },
                 allow_direct_dead_lettering=True,
-                alarm_actions=alarm_actions,
             )
             self.idempotency.grant(consumer.function)
             self.consumers[name] = consumer
@@ -130,6 +128,13 @@ class OrderEventsStack(Stack):
         CfnOutput(self, "LargeOrdersQueueUrl", value=self.large_orders_queue.queue_url)
         for name, consumer in self.consumers.items():
             CfnOutput(self, f"{name.capitalize()}QueueUrl", value=consumer.queue.queue_url)
+        self.operations = operate(
+            self,
+            alarm_emails=alarm_emails,
+            alarm_sms=alarm_sms,
+            removal_policy=removal_policy,
+            layer_cache_dir=layer_cache_dir,
+        )
 
     def _routed_function(
         self,

@@ -18,7 +18,7 @@ from conveyor.constructs._queues import queue_with_dead_letter
 from conveyor.constructs.event_router import EventRouter, Target
 from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
-from conveyor.stacks._common import alarm_topic, dependencies_layer, handler_code
+from conveyor.stacks._common import dependencies_layer, handler_code, operate
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "payments"
 SOURCE = "app.paiement"
@@ -34,7 +34,7 @@ ALL_PAYMENT_EVENTS = {"source": [SOURCE]}
 
 class PaymentsRoutingStack(Stack):
     """Attributes: ``router`` (EventRouter), ``review`` (AsyncFunction), ``audit_queue``,
-    ``idempotency``, ``alarm_topic``."""
+    ``idempotency``, ``operations`` (alarms, monitoring, remediation)."""
 
     def __init__(
         self,
@@ -43,13 +43,13 @@ class PaymentsRoutingStack(Stack):
         *,
         archive_retention_days: int = 30,
         producer_accounts: Sequence[str] = (),
-        alarm_email: str | None = None,
+        alarm_emails: Sequence[str] = (),
+        alarm_sms: Sequence[str] = (),
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         layer_cache_dir: Path | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.alarm_topic = alarm_topic(self, alarm_email, removal_policy)
         self.idempotency = IdempotencyTable(self, "Idempotency", removal_policy=removal_policy)
         layer = dependencies_layer(
             self, ASSET, "Powertools for the payments handlers", layer_cache_dir
@@ -100,3 +100,10 @@ class PaymentsRoutingStack(Stack):
         CfnOutput(self, "DeadLetterQueueUrl", value=self.router.dead_letter_queue.queue_url)
         if self.router.archive is not None:
             CfnOutput(self, "ArchiveName", value=self.router.archive.archive_name)
+        self.operations = operate(
+            self,
+            alarm_emails=alarm_emails,
+            alarm_sms=alarm_sms,
+            removal_policy=removal_policy,
+            layer_cache_dir=layer_cache_dir,
+        )

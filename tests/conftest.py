@@ -51,7 +51,8 @@ def sandbox_settings():
         environment="test",
         removal_policy=RemovalPolicy.DESTROY,
         thumbnail_sizes=(64, 256),
-        alarm_email="ops@example.com",
+        alarm_emails=("ops@example.com",),
+        alarm_sms=("+33612345678",),
         notification_email="orders@example.com",
     )
 

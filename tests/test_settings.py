@@ -29,10 +29,12 @@ def test_top_level_context_overrides_the_environment_block():
     settings = from_context(
         environments={"sandbox": {"removal_policy": "destroy", "thumbnail_sizes": [128]}},
         thumbnail_sizes="64, 256,64",
-        alarm_email=" ops@example.com ",
+        alarm_emails=" ops@example.com, dev@example.com",
+        alarm_sms=["+33612345678"],
     )
     assert settings.thumbnail_sizes == (64, 256)
-    assert settings.alarm_email == "ops@example.com"
+    assert settings.alarm_emails == ("ops@example.com", "dev@example.com")
+    assert settings.alarm_sms == ("+33612345678",)
     assert settings.removal_policy == RemovalPolicy.DESTROY
 
 
@@ -40,7 +42,8 @@ def test_defaults_without_any_context_are_safe():
     settings = from_context()
     assert settings.removal_policy == RemovalPolicy.RETAIN
     assert settings.thumbnail_sizes == (128, 512)
-    assert settings.alarm_email is None
+    assert settings.alarm_emails == ()
+    assert settings.alarm_sms == ()
     assert settings.account is None
     assert settings.region is None
 
@@ -51,7 +54,10 @@ def test_defaults_without_any_context_are_safe():
         ({"environment": "no spaces"}, "environment 'no spaces'"),
         ({"environment": "qa", "environments": {"sandbox": {}}}, "not in cdk.json"),
         ({"removal_policy": "snapshot"}, "removal_policy must be 'destroy' or 'retain'"),
-        ({"alarm_email": "not-an-email"}, "is not an e-mail address"),
+        ({"alarm_emails": "not-an-email"}, "is not an e-mail address"),
+        ({"alarm_emails": {"a": 1}}, "alarm_emails must be a list"),
+        ({"alarm_sms": "0612345678"}, "not an E.164 number"),
+        ({"producer_accounts": "123"}, "not a 12-digit account id"),
         ({"thumbnail_sizes": "128,big"}, "'big' is not a whole number"),
         ({"thumbnail_sizes": [8]}, "outside 16–4096"),
         ({"thumbnail_sizes": {"a": 1}}, "must be a list"),

@@ -17,6 +17,7 @@ Probes are keyed by the logical ID of the endpoint/target resource (a queue or a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,7 @@ def deploy_sns_routing(
         props = resource["Properties"]
         endpoint = props["Endpoint"]
         name = endpoint if isinstance(endpoint, str) else _ref_id(endpoint)
-        name = name.replace("@", "_at_").replace(".", "_")
+        name = re.sub(r"[^A-Za-z0-9_-]", "_", name.replace("@", "_at_"))
         arn = probes.create(name)
         attributes = {"RawMessageDelivery": str(props.get("RawMessageDelivery", False)).lower()}
         if "FilterPolicy" in props:

@@ -94,10 +94,15 @@ def test_function_reads_uploads_and_writes_only_under_thumbnails(template, stack
 
 
 def test_dead_letter_alarm_notifies_the_alarm_topic_and_email(template, stack):
-    topic_ref = {"Ref": lid(stack, stack.alarm_topic)}
+    topic_ref = {"Ref": lid(stack, stack.operations.alarms.topic)}
     template.has_resource_properties(
         "AWS::CloudWatch::Alarm",
-        {"AlarmActions": [topic_ref], "TreatMissingData": "notBreaching"},
+        {
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "AlarmActions": [topic_ref],
+            "OKActions": [topic_ref],
+            "TreatMissingData": "notBreaching",
+        },
     )
     template.has_resource_properties(
         "AWS::SNS::Subscription",
@@ -106,7 +111,7 @@ def test_dead_letter_alarm_notifies_the_alarm_topic_and_email(template, stack):
 
 
 def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use(template, stack):
-    topic = template.to_json()["Resources"][lid(stack, stack.alarm_topic)]["Properties"]
+    topic = template.to_json()["Resources"][lid(stack, stack.operations.alarms.topic)]["Properties"]
     key_id = topic["KmsMasterKeyId"]["Fn::GetAtt"][0]
     key_policy = template.to_json()["Resources"][key_id]["Properties"]["KeyPolicy"]
     cloudwatch = [
@@ -139,5 +144,9 @@ def test_retained_environment_keeps_data_and_subscribes_no_email(make_app):
     buckets = template.find_resources("AWS::S3::Bucket")
     assert {b["DeletionPolicy"] for b in buckets.values()} == {"Retain"}
     assert template.find_resources("Custom::S3AutoDeleteObjects") == {}
-    assert template.find_resources("AWS::SNS::Subscription") == {}
+    protocols = [
+        r["Properties"]["Protocol"]
+        for r in template.find_resources("AWS::SNS::Subscription").values()
+    ]
+    assert protocols == ["lambda"]  # only the remediation function: no e-mail, no SMS
     assert stack.stack_name == "Conveyor-prod-ImagePipeline"
