@@ -71,3 +71,25 @@ def test_cfn_lint_reports_a_broken_template():
     }
     findings = lint_template(template)
     assert any(f.startswith("E3002") for f in findings), findings
+
+
+def test_every_alarm_of_every_stack_notifies_on_alarm_and_on_ok(synthesized):
+    for name, template in templates(synthesized).items():
+        alarms = [
+            r["Properties"]
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+        ]
+        assert alarms, name
+        for alarm in alarms:
+            assert alarm.get("AlarmActions"), (name, alarm)
+            assert alarm.get("OKActions"), (name, alarm)
+            assert alarm["TreatMissingData"] == "notBreaching", (name, alarm)
+
+
+def test_every_stack_has_one_dashboard(synthesized):
+    for name, template in templates(synthesized).items():
+        dashboards = [
+            r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"
+        ]
+        assert len(dashboards) == 1, name
