@@ -32,6 +32,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_ssm as ssm
 from aws_cdk import aws_stepfunctions as sfn
 from cdk_monitoring_constructs import (
     AlarmFactoryDefaults,
@@ -543,7 +544,7 @@ class Remediation(Construct):
     again return to the DLQ), at ``redrive_messages_per_second``. Every action is idempotent
     and written to the audit table.
 
-    Attributes: ``function`` (AsyncFunction), ``audit_table``.
+    Attributes: ``function`` (AsyncFunction), ``audit_table``, ``rules_parameter``.
     """
 
     def __init__(
@@ -613,6 +614,15 @@ class Remediation(Construct):
                 for rule in rules
             }
         )
+        # Lambda caps all environment variables at 4 KB together (~15 rules): the rules live
+        # in a parameter, standard or advanced tier as its resolved size requires.
+        self.rules_parameter = ssm.StringParameter(
+            self,
+            "Rules",
+            description=f"Remediation rules of {path}, keyed by alarm name",
+            string_value=rules_json,
+            tier=ssm.ParameterTier.INTELLIGENT_TIERING,
+        )
         self.function = AsyncFunction(
             self,
             "Function",
@@ -624,7 +634,7 @@ class Remediation(Construct):
             layers=[layer.layer],
             timeout=Duration.seconds(30),
             environment={
-                "REMEDIATION_RULES": rules_json,
+                "REMEDIATION_RULES_PARAMETER": self.rules_parameter.parameter_name,
                 "AUDIT_TABLE": self.audit_table.table_name,
                 "REDRIVE_MAX_PER_DAY": str(redrive_max_per_day),
                 "REDRIVE_MAX_MESSAGES_PER_SECOND": str(redrive_messages_per_second),
@@ -635,15 +645,13 @@ class Remediation(Construct):
             removal_policy=removal_policy,
         )
         function = self.function.function
+        self.rules_parameter.grant_read(function)
+        # PutItem/UpdateItem also authorise the handler's TransactWriteItems.
         self.audit_table.grant(
-            function,
-            "dynamodb:GetItem",
-            "dynamodb:PutItem",
-            "dynamodb:UpdateItem",
-            "dynamodb:Query",
+            function, "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"
         )
         for rule in rules:
-            rule.dead_letter_queue.grant(function, "sqs:GetQueueAttributes")
+            rule.dead_letter_queue.grant(function, "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
             if rule.action == "redrive":
                 assert rule.source_queue is not None
                 # A move task reads and deletes from the DLQ and sends to the source queue

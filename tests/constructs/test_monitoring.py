@@ -154,7 +154,12 @@ def remediation_env(template: Template, stack: Stack) -> dict[str, Any]:
 
 
 def test_remediation_rules_pair_dlq_alarms_with_incidents_and_errors_with_redrive(template, stack):
-    rules = json.dumps(remediation_env(template, stack)["REMEDIATION_RULES"])
+    env = remediation_env(template, stack)
+    parameter_id = logical_id(stack, "Remediation/Rules")
+    assert env["REMEDIATION_RULES_PARAMETER"] == {"Ref": parameter_id}
+    parameter = template.to_json()["Resources"][parameter_id]["Properties"]
+    assert parameter["Tier"] == "Intelligent-Tiering"
+    rules = json.dumps(parameter["Value"])
     assert rules.count('\\"action\\":\\"record_incident\\"') == 4
     assert rules.count('\\"action\\":\\"redrive\\"') == 1
     assert logical_id(stack, "Orders/DeadLetterAlarm") in rules
