@@ -33,6 +33,7 @@ HANDLERS = {
     "order_events": (LAMBDAS / "order_events", "order_events.handler"),
     "order_events.routing": (LAMBDAS / "order_events", "order_events.routing"),
     "payments.review": (LAMBDAS / "payments", "payments.review"),
+    "remediation": (LAMBDAS / "remediation", "remediation.handler"),
 }
 
 BASELINE_APP = """
