@@ -68,10 +68,12 @@ def python_function(
     return function, log_group
 
 
-def acknowledge_encrypted_send(function: lambda_.IFunction, destination: str) -> None:
+def acknowledge_encrypted_send(grantee: lambda_.IFunction | iam.IRole, destination: str) -> None:
     """Sending to a KMS-encrypted queue needs ``kms:GenerateDataKey*`` and ``kms:ReEncrypt*``:
     CDK's grant names these action families, on that queue's key only."""
-    policy = function.role.node.try_find_child("DefaultPolicy") if function.role else None
+    # jsii interfaces are protocols without runtime checks: a function is what has a role.
+    role = getattr(grantee, "role", None) if hasattr(grantee, "function_arn") else grantee
+    policy = role.node.try_find_child("DefaultPolicy") if role else None
     if policy is None:  # pragma: no cover - the grant creates it
         return
     for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):

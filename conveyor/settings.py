@@ -25,6 +25,8 @@ KEYS = (
     "alarm_sms",
     "notification_email",
     "producer_accounts",
+    "api_authorization",
+    "api_waf",
     "account",
     "region",
 )
@@ -50,6 +52,8 @@ class Settings:
     :ivar alarm_sms: E.164 phone numbers subscribed to the alarm topics by SMS.
     :ivar notification_email: subscribed to OrderPlaced events of the order topic when set.
     :ivar producer_accounts: other accounts allowed to put events on the payments bus.
+    :ivar api_authorization: ``iam`` (SigV4) or ``api_key`` for the order pipeline's API.
+    :ivar api_waf: attach a WAF web ACL to the order pipeline's API.
     :ivar account, region: pin the stacks to an account/region; None keeps them env-agnostic.
     """
 
@@ -60,6 +64,8 @@ class Settings:
     alarm_sms: tuple[str, ...] = ()
     notification_email: str | None = None
     producer_accounts: tuple[str, ...] = ()
+    api_authorization: str = "iam"
+    api_waf: bool = False
     account: str | None = None
     region: str | None = None
 
@@ -95,6 +101,10 @@ class Settings:
             alarm_sms=_phone_numbers(values["alarm_sms"]),
             notification_email=_email(values["notification_email"], "notification_email"),
             producer_accounts=_accounts(values["producer_accounts"]),
+            api_authorization=_choice(
+                values["api_authorization"], "api_authorization", ("iam", "api_key"), "iam"
+            ),
+            api_waf=_flag(values["api_waf"], "api_waf"),
             account=_optional_str(values["account"]),
             region=_optional_str(values["region"]),
         )
@@ -135,6 +145,26 @@ def _email(value: Any, key: str) -> str | None:
     if not _EMAIL.match(email):
         raise SettingsError(f"{key} {email!r} is not an e-mail address")
     return email
+
+
+def _choice(value: Any, key: str, choices: tuple[str, ...], default: str) -> str:
+    if value is None or value == "":
+        return default
+    if str(value) not in choices:
+        raise SettingsError(f"{key} must be one of {', '.join(choices)} (got {value!r})")
+    return str(value)
+
+
+def _flag(value: Any, key: str) -> bool:
+    """A boolean from JSON or from ``-c key=true``."""
+    if value is None or value == "":
+        return False
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in ("true", "false"):
+        raise SettingsError(f"{key} must be true or false (got {value!r})")
+    return text == "true"
 
 
 def _items(value: Any, key: str) -> list[Any]:

@@ -14,6 +14,7 @@ from cdk_nag import AwsSolutionsChecks
 from conveyor.settings import Settings
 from conveyor.stacks.image_pipeline import ImagePipelineStack
 from conveyor.stacks.order_events import OrderEventsStack
+from conveyor.stacks.order_pipeline import OrderPipelineStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
 
 
@@ -57,6 +58,18 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             description="Conveyor payments routing: EventBridge bus, content filters, archive",
             env=env,
             producer_accounts=settings.producer_accounts,
+            alarm_emails=settings.alarm_emails,
+            alarm_sms=settings.alarm_sms,
+            removal_policy=settings.removal_policy,
+            layer_cache_dir=layer_cache_dir,
+        ),
+        OrderPipelineStack(
+            app,
+            stack_name(settings, "OrderPipeline"),
+            description="Conveyor FIFO order pipeline: API Gateway -> SQS FIFO -> Lambda -> DDB",
+            env=env,
+            api_authorization=settings.api_authorization,
+            api_waf=settings.api_waf,
             alarm_emails=settings.alarm_emails,
             alarm_sms=settings.alarm_sms,
             removal_policy=settings.removal_policy,
