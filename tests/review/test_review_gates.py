@@ -42,14 +42,14 @@ def test_every_acknowledgement_names_a_rule_and_gives_a_specific_reason(synthesi
 
 
 def test_every_template_is_cfn_lint_clean(reviews):
-    assert len(reviews) == 3
+    assert len(reviews) == 4
     for item in reviews:
         assert item.lint_findings == [], item.name
 
 
 def test_review_summary_passes_and_lists_every_stack(reviews):
     summary = render(reviews)
-    assert summary.endswith("Review: PASS (3 stacks)")
+    assert summary.endswith("Review: PASS (4 stacks)")
     for item in reviews:
         assert f"Stack {item.name}: {sum(item.resources.values())} resources" in summary
 
@@ -93,3 +93,26 @@ def test_every_stack_has_one_dashboard(synthesized):
             r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"
         ]
         assert len(dashboards) == 1, name
+
+
+def test_production_settings_also_pass_cdk_nag_and_cfn_lint(make_app, tmp_path):
+    """prod: retained resources, API key + usage plan and WAF on the order API."""
+    from aws_cdk import RemovalPolicy
+
+    from conveyor.settings import Settings
+    from conveyor.topologies import build
+
+    app = make_app(outdir=str(tmp_path))
+    settings = Settings(
+        environment="prod",
+        removal_policy=RemovalPolicy.RETAIN,
+        api_authorization="api_key",
+        api_waf=True,
+    )
+    build(app, settings)
+    attach_review_plugins(app)
+    app.synth()  # raises on any unacknowledged finding
+    pipeline = json.loads((tmp_path / "Conveyor-prod-OrderPipeline.template.json").read_text())
+    assert lint_template(pipeline) == []
+    types = {r["Type"] for r in pipeline["Resources"].values()}
+    assert {"AWS::WAFv2::WebACL", "AWS::ApiGateway::UsagePlan"} <= types
