@@ -34,6 +34,7 @@ HANDLERS = {
     "order_events.routing": (LAMBDAS / "order_events", "order_events.routing"),
     "payments.review": (LAMBDAS / "payments", "payments.review"),
     "remediation": (LAMBDAS / "remediation", "remediation.handler"),
+    "order_pipeline": (LAMBDAS / "order_pipeline", "order_pipeline.handler"),
 }
 
 BASELINE_APP = """

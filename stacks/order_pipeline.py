@@ -52,6 +52,7 @@ ORDER_EVENT_SCHEMA = apigateway.JsonSchema(
         "currency": apigateway.JsonSchema(type=T.STRING, pattern="^[A-Z]{3}$"),
         "amount": apigateway.JsonSchema(type=T.NUMBER, minimum=0),
         "carrier": apigateway.JsonSchema(type=T.STRING, min_length=1, max_length=64),
+        "trackingNumber": apigateway.JsonSchema(type=T.STRING, min_length=1, max_length=64),
     },
 )
 # What GET /orders/{id} returns (attribute → DynamoDB type).
@@ -63,6 +64,7 @@ ORDER_FIELDS = {
     "currency": "S",
     "amount": "N",
     "carrier": "S",
+    "trackingNumber": "S",
     "version": "N",
     "updatedAt": "S",
 }
