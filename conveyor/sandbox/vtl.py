@@ -1,4 +1,4 @@
-"""A small API Gateway mapping-template runtime for tests: renders the real VTL of a synthesized
+"""A small API Gateway mapping-template runtime: renders the real VTL of a synthesized
 template with ``$input``, ``$util`` and ``$context`` behaving as API Gateway documents them
 (the subset Conveyor's templates use), on airspeed, a Velocity engine for Python."""
 
