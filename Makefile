@@ -22,7 +22,7 @@ PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE),)
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: help setup synth test lint format gate bench bootstrap deploy diff destroy clean
+.PHONY: help setup synth test lint format gate bench bootstrap deploy sandbox diff destroy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,7 +56,7 @@ lint: setup ## ruff (lint + format check) and mypy on the infra code
 	@rm -rf $(TYPES_TREE) && mkdir -p $(TYPES_TREE)/conveyor
 	@ln -s $(CURDIR)/constructs $(TYPES_TREE)/conveyor/constructs
 	@ln -s $(CURDIR)/stacks $(TYPES_TREE)/conveyor/stacks
-	@for f in conveyor/*.py; do ln -s $(CURDIR)/$$f $(TYPES_TREE)/$$f; done
+	@for f in conveyor/*.py conveyor/sandbox; do ln -s $(CURDIR)/$$f $(TYPES_TREE)/$$f; done
 	MYPYPATH=$(TYPES_TREE) $(BIN)/mypy -p conveyor
 	MYPYPATH=$(TYPES_TREE) $(BIN)/mypy app.py
 
@@ -72,8 +72,21 @@ bench: setup ## Benchmarks (results in benchmarks/results.md)
 bootstrap: setup ## cdk bootstrap the account/region of PROFILE (once, before the first deploy)
 	$(CDK) bootstrap $(CDK_FLAGS) $(PROFILE_FLAG)
 
-deploy: synth ## cdk deploy STACK=<name> PROFILE=<aws profile> (default: all stacks)
+# Without AWS credentials (no PROFILE, AWS_PROFILE or AWS_ACCESS_KEY_ID) deploy goes to the
+# local sandbox; TARGET=aws or TARGET=local says it explicitly.
+TARGET ?= $(if $(or $(PROFILE),$(AWS_PROFILE),$(AWS_ACCESS_KEY_ID)),aws,local)
+
+deploy: synth ## Deploy every topology: TARGET=local (sandbox, the default without AWS credentials) or TARGET=aws PROFILE=… [STACK=…]
+ifeq ($(TARGET),aws)
 	$(CDK) deploy --no-notices $(PROFILE_FLAG) --app cdk.out $(STACK)
+else ifeq ($(TARGET),local)
+	$(BIN)/conveyor sandbox up --once
+else
+	$(error TARGET must be local or aws, not '$(TARGET)')
+endif
+
+sandbox: synth ## Start the local sandbox in the background (conveyor sandbox status|down)
+	$(BIN)/conveyor sandbox up --detach
 
 diff: setup ## cdk diff against the account of PROFILE
 	$(CDK) diff $(CDK_FLAGS) $(PROFILE_FLAG) $(STACK)
