@@ -15,8 +15,8 @@ from aws_cdk.assertions import Match, Template
 from botocore.validate import validate_parameters
 
 from conveyor.constructs.fifo_ingest_api import FifoIngestApi
-from conveyor.stacks.order_pipeline import ORDER_EVENT_SCHEMA, ORDER_FIELDS
 from conveyor.sandbox.vtl import render, resolve_join
+from conveyor.stacks.order_pipeline import ORDER_EVENT_SCHEMA, ORDER_FIELDS
 from tests.template_helpers import logical_id
 
 QUEUE_URL = "https://sqs.eu-west-3.amazonaws.com/111111111111/orders.fifo"
