@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
+import boto3
+from botocore.config import Config
 
 from conveyor.sandbox.assembly import StackArtifact, read_assembly, select_stacks
 from conveyor.sandbox.intrinsics import (

@@ -1,0 +1,259 @@
+"""``conveyor`` — the local sandbox from the command line.
+
+    conveyor sandbox up [--once] [--detach] [--port 4566] [--assembly cdk.out]
+    conveyor sandbox status
+    conveyor sandbox down
+    conveyor trace <Topology> [--assembly cdk.out]
+
+``sandbox up`` starts a moto server on 127.0.0.1 (AWS CLI and SDKs can use it with
+``--endpoint-url http://localhost:4566``), deploys every synthesized stack into it, runs each
+topology's demo scenario, then keeps delivering messages to the handlers until stopped
+(``--once``: exit after the scenarios, non-zero if one failed). ``trace`` deploys in-process
+and prints a topology's demo event hop by hop with timings.
+
+This is a **local sandbox**, not AWS: see the README's fidelity table for what it emulates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+STATE_FILE = Path(".conveyor") / "sandbox.json"
+LOG_FILE = Path(".conveyor") / "sandbox.log"
+BANNER = "Conveyor LOCAL SANDBOX (moto + in-process handlers) — nothing is deployed to AWS"
+
+
+def _session() -> Any:
+    import boto3
+
+    from conveyor.sandbox.model import REGION
+
+    return boto3.session.Session(
+        aws_access_key_id="sandbox",
+        aws_secret_access_key="sandbox",  # noqa: S106 - moto's dummy credentials
+        region_name=REGION,
+    )
+
+
+def _print_deployment(deployment: Any) -> None:
+    from conveyor.sandbox.deployer import report
+
+    print(report(deployment))
+
+
+def _run_scenarios(deployment: Any, runtime: Any, session: Any, endpoint: str | None) -> bool:
+    from conveyor.sandbox.scenarios import run_all
+
+    results = run_all(deployment, runtime, session, endpoint)
+    failed = [(t, c.name) for t, checks in results for c in checks if not c.ok]
+    total = sum(len(checks) for _, checks in results)
+    print(f"Scenarios: {total - len(failed)} passed, {len(failed)} failed")
+    return not failed
+
+
+def sandbox_up(args: argparse.Namespace) -> int:
+    if args.detach:
+        STATE_FILE.parent.mkdir(exist_ok=True)
+        command = [
+            sys.executable,
+            "-P",
+            "-m",
+            "conveyor.cli",
+            "sandbox",
+            "up",
+            "--port",
+            str(args.port),
+            "--assembly",
+            str(args.assembly),
+        ]
+        with LOG_FILE.open("w") as log:
+            process = subprocess.Popen(  # noqa: S603
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        for _ in range(600):
+            if STATE_FILE.exists():
+                print(f"Sandbox running (pid {process.pid}); log: {LOG_FILE}")
+                return sandbox_status(args)
+            if process.poll() is not None:
+                print(LOG_FILE.read_text())
+                return 1
+            time.sleep(0.1)
+        print("the sandbox did not start within 60 s; see", LOG_FILE)
+        return 1
+
+    from moto.server import ThreadedMotoServer
+
+    from conveyor.sandbox.deployer import deploy
+    from conveyor.sandbox.runtime import Runtime
+
+    print(BANNER)
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request lines on the console
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    endpoint = f"http://localhost:{args.port}"
+    try:
+        session = _session()
+        started = time.perf_counter()
+        deployment = deploy(Path(args.assembly), session=session, endpoint_url=endpoint)
+        print(
+            f"Deployed {len(deployment.stacks)} stacks into {endpoint} "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
+        _print_deployment(deployment)
+        runtime = Runtime(deployment, session=session, endpoint_url=endpoint)
+        ok = _run_scenarios(deployment, runtime, session, endpoint) if not args.no_demo else True
+        if args.once:
+            return 0 if ok else 1
+        _write_state(deployment, endpoint)
+        print(f"Serving on {endpoint} — e.g. aws --endpoint-url {endpoint} s3 ls; Ctrl-C stops.")
+        stop = {"now": False}
+
+        def _stop(*_: Any) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        while not stop["now"]:
+            runtime.pump()
+            time.sleep(0.5)
+        return 0
+    finally:
+        STATE_FILE.unlink(missing_ok=True)
+        server.stop()
+
+
+def _write_state(deployment: Any, endpoint: str) -> None:
+    STATE_FILE.parent.mkdir(exist_ok=True)
+    STATE_FILE.write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),
+                "endpoint": endpoint,
+                "stacks": {name: stack.outputs for name, stack in deployment.stacks.items()},
+            },
+            indent=2,
+        )
+    )
+
+
+def sandbox_status(args: argparse.Namespace) -> int:
+    if not STATE_FILE.exists():
+        print("No sandbox is running (start one with: conveyor sandbox up --detach)")
+        return 1
+    state = json.loads(STATE_FILE.read_text())
+    try:
+        os.kill(int(state["pid"]), 0)
+    except OSError:
+        print(f"A sandbox state file exists but process {state['pid']} is gone; removing it")
+        STATE_FILE.unlink(missing_ok=True)
+        return 1
+    print(f"{BANNER}\nRunning: pid {state['pid']}, endpoint {state['endpoint']}")
+    for stack, outputs in state["stacks"].items():
+        print(f"  {stack}")
+        for key, value in outputs.items():
+            print(f"    {key} = {value}")
+    return 0
+
+
+def sandbox_down(args: argparse.Namespace) -> int:
+    if not STATE_FILE.exists():
+        print("No sandbox is running")
+        return 0
+    pid = int(json.loads(STATE_FILE.read_text())["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except OSError:
+        STATE_FILE.unlink(missing_ok=True)
+        print("The sandbox process was already gone")
+        return 0
+    for _ in range(100):
+        if not STATE_FILE.exists():
+            break
+        time.sleep(0.1)
+    print(f"Sandbox (pid {pid}) stopped")
+    return 0
+
+
+def trace(args: argparse.Namespace) -> int:
+    from moto import mock_aws
+
+    from conveyor.sandbox.deployer import deploy
+    from conveyor.sandbox.runtime import Runtime
+    from conveyor.sandbox.scenarios import SCENARIOS
+
+    scenario_type = next((s for s in SCENARIOS if s.topology == args.topology), None)
+    if scenario_type is None:
+        print(
+            f"unknown topology {args.topology!r}; one of: "
+            + ", ".join(s.topology for s in SCENARIOS)
+        )
+        return 2
+    print(BANNER)
+    with mock_aws():
+        session = _session()
+        deployment = deploy(Path(args.assembly), session=session)
+        started = time.perf_counter()
+
+        def show(event: Any) -> None:
+            elapsed = (time.perf_counter() - started) * 1000
+            print(f"  {elapsed:8.1f} ms  {_describe(event)}")
+
+        runtime = Runtime(deployment, session=session, on_event=show)
+        scenario = scenario_type(deployment, runtime, session)
+        print(f"▶ {scenario.topology}: {scenario.description}")
+        checks = scenario.run()
+    for item in checks:
+        print(
+            f"   {'✓' if item.ok else '✗'} {item.name}"
+            + ("" if item.ok else f" (expected {item.expected}, observed {item.observed})")
+        )
+    return 0 if all(c.ok for c in checks) else 1
+
+
+def _describe(event: Any) -> str:
+    parts = [str(getattr(event, "kind", "event"))]
+    for attribute in ("route", "function", "message_ids", "duration_ms", "details"):
+        value = getattr(event, attribute, None)
+        if value not in (None, "", [], {}):
+            parts.append(f"{attribute}={value}")
+    return " ".join(parts)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    sandbox = commands.add_parser("sandbox", help="the local sandbox")
+    actions = sandbox.add_subparsers(dest="action", required=True)
+    up = actions.add_parser("up", help="start, deploy cdk.out, run the demos, serve")
+    up.add_argument("--assembly", default="cdk.out")
+    up.add_argument("--port", type=int, default=4566)
+    up.add_argument("--once", action="store_true", help="exit after the demo scenarios")
+    up.add_argument("--detach", action="store_true", help="run in the background")
+    up.add_argument("--no-demo", action="store_true", help="skip the demo scenarios")
+    up.set_defaults(handler=sandbox_up)
+    actions.add_parser("status", help="is a sandbox running, and its outputs").set_defaults(
+        handler=sandbox_status
+    )
+    actions.add_parser("down", help="stop the background sandbox").set_defaults(
+        handler=sandbox_down
+    )
+    trace_parser = commands.add_parser("trace", help="a topology's demo event, hop by hop")
+    trace_parser.add_argument("topology")
+    trace_parser.add_argument("--assembly", default="cdk.out")
+    trace_parser.set_defaults(handler=trace)
+    args = parser.parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

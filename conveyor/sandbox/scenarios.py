@@ -1,0 +1,329 @@
+"""Demo scenario of each topology: send the course's example events into a deployed sandbox,
+deliver them, and check the expected outcome.
+
+Each scenario returns :class:`Check` results; ``make deploy`` (local) exits non-zero when one
+is not observed. Resources are found through the stacks' outputs, never by logical id.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from conveyor.sandbox.model import REGION, DeployedStack, Deployment
+from conveyor.sandbox.vtl import render, resolve_join
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    expected: str
+    observed: str
+    ok: bool
+
+
+class Scenario:
+    """A topology's demo: ``run`` sends, pumps and checks."""
+
+    topology = ""
+    description = ""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        runtime: Any,
+        session: boto3.session.Session,
+        endpoint_url: str | None = None,
+    ) -> None:
+        self.deployment = deployment
+        self.runtime = runtime
+        self.session = session
+        self.endpoint_url = endpoint_url
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, region_name=REGION, endpoint_url=self.endpoint_url)
+
+    @property
+    def stack(self) -> DeployedStack:
+        return stack_for(self.deployment, self.topology)
+
+    def output(self, name: str) -> str:
+        return self.stack.outputs[name]
+
+    def run(self) -> list[Check]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+def stack_for(deployment: Deployment, topology: str) -> DeployedStack:
+    for name, stack in deployment.stacks.items():
+        if name.endswith(f"-{topology}"):
+            return stack
+    raise KeyError(f"no {topology} stack in the deployment ({', '.join(deployment.stacks)})")
+
+
+def check(name: str, expected: Any, observed: Any) -> Check:
+    return Check(name, str(expected), str(observed), expected == observed)
+
+
+def _queue_depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+class ImagePipeline(Scenario):
+    topology = "ImagePipeline"
+    description = (
+        "upload a 1600×900 JPEG and a text file named .jpg; expect thumbnails for the image only"
+    )
+
+    def run(self) -> list[Check]:
+        from PIL import Image
+
+        s3 = self.client("s3")
+        uploads, processed = self.output("UploadBucketName"), self.output("ProcessedBucketName")
+        image = io.BytesIO()
+        Image.new("RGB", (1600, 900), (200, 120, 40)).save(image, "JPEG")
+        s3.put_object(Bucket=uploads, Key="demo/photo one.jpg", Body=image.getvalue())
+        s3.put_object(Bucket=uploads, Key="demo/not-an-image.jpg", Body=b"hello")
+        self.runtime.pump()
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=processed).get("Contents", []))
+        sizes = _sizes(self.stack)
+        expected = sorted(f"thumbnails/{size}/demo/photo one.jpg" for size in sizes)
+        checks = [check("thumbnails written for the image only", expected, keys)]
+        if keys:
+            body = s3.get_object(Bucket=processed, Key=keys[0])["Body"].read()
+            with Image.open(io.BytesIO(body)) as thumb:
+                width, height = thumb.size
+            smallest = min(sizes)
+            checks.append(
+                check(
+                    "aspect ratio kept", (smallest, round(smallest * 900 / 1600)), (width, height)
+                )
+            )
+        sqs = self.client("sqs")
+        checks.append(
+            check(
+                "dead-letter queue empty", 0, _queue_depth(sqs, self.output("DeadLetterQueueUrl"))
+            )
+        )
+        return checks
+
+
+def _sizes(stack: DeployedStack) -> list[int]:
+    for function in stack.functions.values():
+        if "THUMBNAIL_SIZES" in function.environment:
+            return [int(s) for s in function.environment["THUMBNAIL_SIZES"].split(",")]
+    return []
+
+
+class OrderEvents(Scenario):
+    topology = "OrderEvents"
+    description = (
+        "publish OrderPlaced (total 150) and an invoice event; expect each subscriber's share"
+    )
+
+    def run(self) -> list[Check]:
+        sns = self.client("sns")
+        topic = self.output("TopicArn")
+        order = {
+            "eventType": "OrderPlaced",
+            "version": "1.0",
+            "eventId": "e-1",
+            "occurredAt": "2026-11-21T10:00:00Z",
+            "order": {
+                "orderId": "o-demo",
+                "customerId": "c-demo",
+                "total": 150.0,
+                "currency": "EUR",
+                "items": [{"sku": "BOOK", "quantity": 2, "unitPrice": 75.0}],
+            },
+        }
+        for body, event_type in (
+            (order, "OrderPlaced"),
+            (order, "OrderPlaced"),  # published twice: idempotent by order id
+            ({"invoiceId": "i-demo", "amount": 42.0}, "invoice"),
+        ):
+            sns.publish(
+                TopicArn=topic,
+                Message=json.dumps(body),
+                MessageAttributes={"eventType": {"DataType": "String", "StringValue": event_type}},
+            )
+        report = self.runtime.pump()
+        consumers = {
+            spec.environment["CONSUMER_NAME"]: spec.logical_id
+            for spec in self.stack.functions.values()
+            if spec.environment.get("CONSUMER_NAME")
+        }
+        invoked = {
+            name: _invocations(report, logical_id) for name, logical_id in sorted(consumers.items())
+        }
+        checks = [
+            check(
+                "every service consumer received both deliveries",
+                dict.fromkeys(sorted(consumers), 2),
+                invoked,
+            )
+        ]
+        sqs = self.client("sqs")
+        checks.append(
+            check(
+                "large-orders queue (body filter total ≥ 100)",
+                2,
+                _queue_depth(sqs, self.output("LargeOrdersQueueUrl")),
+            )
+        )
+        invoice = [
+            s.logical_id
+            for s in self.stack.functions.values()
+            if s.handler.endswith("invoice_handler")
+        ]
+        user = [
+            s.logical_id
+            for s in self.stack.functions.values()
+            if s.handler.endswith("user_handler")
+        ]
+        checks.append(
+            check("invoice function invoked once", 1, sum(_invocations(report, f) for f in invoice))
+        )
+        checks.append(
+            check("user function not invoked", 0, sum(_invocations(report, f) for f in user))
+        )
+        checks.append(check("no failed invocation", 0, _failures(report)))
+        return checks
+
+
+class PaymentsRouting(Scenario):
+    topology = "PaymentsRouting"
+    description = "put a 6000 and a 5000 facture; expect review for 6000 only, both audited"
+
+    def run(self) -> list[Check]:
+        events = self.client("events")
+        bus = self.output("EventBusName")
+        for facture, montant in (("f-high", 6000), ("f-limit", 5000)):
+            events.put_events(
+                Entries=[
+                    {
+                        "EventBusName": bus,
+                        "Source": "app.paiement",
+                        "DetailType": "facture",
+                        "Detail": json.dumps(
+                            {
+                                "factureId": facture,
+                                "montant": montant,
+                                "devise": "EUR",
+                                "client": "c-1",
+                            }
+                        ),
+                    }
+                ]
+            )
+        report = self.runtime.pump()
+        review = [
+            s.logical_id
+            for s in self.stack.functions.values()
+            if s.handler == "payments.review.handler"
+        ]
+        sqs = self.client("sqs")
+        return [
+            check("review invoked for 6000 only", 1, sum(_invocations(report, f) for f in review)),
+            check("audit queue received both", 2, _queue_depth(sqs, self.output("AuditQueueUrl"))),
+            check("router DLQ empty", 0, _queue_depth(sqs, self.output("DeadLetterQueueUrl"))),
+        ]
+
+
+class OrderPipeline(Scenario):
+    topology = "OrderPipeline"
+    description = (
+        "POST created, paid, shipped through the API's real mapping; expect the order shipped"
+    )
+
+    def run(self) -> list[Check]:
+        sqs = self.client("sqs")
+        template = self.stack.template
+        send_template = _method_template(template, "POST")
+        physical = {lid: r.physical_id for lid, r in self.stack.resources.items()}
+        request = resolve_join(send_template, physical)
+        base = {"orderId": "o-demo", "customerId": "c-demo"}
+        bodies = [
+            {
+                **base,
+                "event": "created",
+                "items": [{"sku": "A", "quantity": 1, "unitPrice": 9.5}],
+                "total": 9.5,
+                "currency": "EUR",
+            },
+            {**base, "event": "paid", "amount": 9.5},
+            {**base, "event": "shipped", "carrier": "La Poste"},
+        ]
+        for body in bodies:
+            rendered, _ = render(request, json.dumps(body))
+            parameters = json.loads(rendered)
+            sqs.send_message(**parameters)
+        self.runtime.pump()
+        table = self.output("OrdersTableName")
+        item = (
+            self.client("dynamodb")
+            .get_item(TableName=table, Key={"orderId": {"S": "o-demo"}}, ConsistentRead=True)
+            .get("Item", {})
+        )
+        status = item.get("status", {}).get("S")
+        return [
+            check("order went created → paid → shipped", "shipped", status),
+            check("version counts the three events", "3", item.get("version", {}).get("N")),
+            check("queue drained", 0, _queue_depth(sqs, self.output("QueueUrl"))),
+        ]
+
+
+def _method_template(template: dict[str, Any], http_method: str) -> Any:
+    for resource in template["Resources"].values():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::ApiGateway::Method" and props.get("HttpMethod") == http_method:
+            return props["Integration"]["RequestTemplates"]["application/json"]
+    raise KeyError(f"no {http_method} method in the template")
+
+
+def _invocations(report: Any, logical_id: str) -> int:
+    """Records (SQS) or events (SNS, EventBridge) a function was given."""
+    stats = report.functions.get(logical_id)
+    return int(getattr(stats, "records", 0)) if stats is not None else 0
+
+
+def _failures(report: Any) -> int:
+    return sum(int(getattr(stats, "errors", 0)) for stats in report.functions.values())
+
+
+SCENARIOS: tuple[type[Scenario], ...] = (ImagePipeline, OrderEvents, PaymentsRouting, OrderPipeline)
+
+
+def run_all(
+    deployment: Deployment,
+    runtime: Any,
+    session: boto3.session.Session,
+    endpoint_url: str | None = None,
+    print_fn: Callable[[str], None] = print,
+) -> list[tuple[str, list[Check]]]:
+    results = []
+    for scenario_type in SCENARIOS:
+        try:
+            stack_for(deployment, scenario_type.topology)
+        except KeyError:
+            continue
+        scenario = scenario_type(deployment, runtime, session, endpoint_url)
+        print_fn(f"▶ {scenario.topology}: {scenario.description}")
+        checks = scenario.run()
+        for item in checks:
+            mark = "✓" if item.ok else "✗"
+            detail = "" if item.ok else f" (expected {item.expected}, observed {item.observed})"
+            print_fn(f"   {mark} {item.name}{detail}")
+        results.append((scenario.topology, checks))
+    return results
