@@ -1,0 +1,58 @@
+"""The ``conveyor`` CLI: trace in-process, the sandbox served on loopback, status and down."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from conveyor import cli
+
+CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+@pytest.fixture
+def assembly(synthesized, monkeypatch, tmp_path) -> str:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)  # the state file lives in ./.conveyor
+    return str(Path(synthesized["outdir"]))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_trace_prints_the_path_hop_by_hop_with_timings(assembly, capsys):
+    assert cli.main(["trace", "PaymentsRouting", "--assembly", assembly]) == 0
+    out = capsys.readouterr().out
+    assert "LOCAL SANDBOX" in out
+    assert " ms  invoke" in out
+    assert "✓ review invoked for 6000 only" in out
+
+
+def test_trace_rejects_an_unknown_topology(assembly, capsys):
+    assert cli.main(["trace", "Nope", "--assembly", assembly]) == 2
+    assert "unknown topology" in capsys.readouterr().out
+
+
+def test_sandbox_up_once_serves_on_loopback_deploys_and_runs_every_demo(assembly, capsys):
+    port = free_port()
+    assert cli.main(["sandbox", "up", "--once", "--port", str(port), "--assembly", assembly]) == 0
+    out = capsys.readouterr().out
+    assert f"into http://localhost:{port}" in out
+    assert "Scenarios: 14 passed, 0 failed" in out
+    assert not Path(".conveyor/sandbox.json").exists()
+
+
+def test_status_and_down_without_a_running_sandbox(assembly, capsys):
+    assert cli.main(["sandbox", "status"]) == 1
+    assert cli.main(["sandbox", "down"]) == 0
+    assert "No sandbox is running" in capsys.readouterr().out
