@@ -199,9 +199,16 @@ def trace(args: argparse.Namespace) -> int:
         )
         return 2
     print(BANNER)
+    from conveyor.sandbox.assembly import read_assembly
+
+    names = [
+        stack.name
+        for stack in read_assembly(Path(args.assembly)).stacks
+        if stack.name.endswith(f"-{args.topology}")
+    ]
     with mock_aws():
         session = _session()
-        deployment = deploy(Path(args.assembly), session=session)
+        deployment = deploy(Path(args.assembly), session=session, stack_names=names)
         started = time.perf_counter()
 
         def show(event: Any) -> None:
@@ -210,6 +217,16 @@ def trace(args: argparse.Namespace) -> int:
 
         runtime = Runtime(deployment, session=session, on_event=show)
         scenario = scenario_type(deployment, runtime, session)
+        if args.event:
+            print(f"▶ {scenario.topology}: the event in {args.event}")
+            scenario.send(json.loads(Path(args.event).read_text()))
+            report = runtime.pump()
+            print(
+                f"   {report.invocations} invocations, {report.records_processed} records "
+                f"processed, {report.records_failed} failed, {report.moved_to_dlq} moved to "
+                f"a DLQ, {report.on_failure} sent to on-failure queues"
+            )
+            return 0
         print(f"▶ {scenario.topology}: {scenario.description}")
         checks = scenario.run()
     for item in checks:
@@ -221,15 +238,13 @@ def trace(args: argparse.Namespace) -> int:
 
 
 def _describe(event: Any) -> str:
-    parts = [str(getattr(event, "kind", "event"))]
-    for attribute in ("route", "function", "message_ids", "duration_ms", "details"):
-        value = getattr(event, attribute, None)
-        if value not in (None, "", [], {}):
-            parts.append(f"{attribute}={value}")
-    return " ".join(parts)
+    describe = getattr(event, "describe", None)
+    return str(describe()) if callable(describe) else str(event)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from conveyor.sandbox.scenarios import EVENT_SHAPES
+
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     sandbox = commands.add_parser("sandbox", help="the local sandbox")
@@ -250,6 +265,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     trace_parser = commands.add_parser("trace", help="a topology's demo event, hop by hop")
     trace_parser.add_argument("topology")
     trace_parser.add_argument("--assembly", default="cdk.out")
+    trace_parser.add_argument(
+        "--event",
+        help="a JSON file to send instead of the demo; shapes: "
+        + "; ".join(f"{k}: {v}" for k, v in EVENT_SHAPES.items()),
+    )
     trace_parser.set_defaults(handler=trace)
     args = parser.parse_args(argv)
     return int(args.handler(args))

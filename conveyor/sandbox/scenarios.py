@@ -11,6 +11,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -57,6 +58,10 @@ class Scenario:
 
     def run(self) -> list[Check]:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Send a given event into the topology's entry point (shape: see ``EVENT_SHAPES``)."""
+        raise NotImplementedError  # pragma: no cover - overridden
 
 
 def stack_for(deployment: Deployment, topology: str) -> DeployedStack:
@@ -118,6 +123,12 @@ class ImagePipeline(Scenario):
             )
         )
         return checks
+
+    def send(self, event: dict[str, Any]) -> None:
+        body = Path(event["file"]).read_bytes()
+        self.client("s3").put_object(
+            Bucket=self.output("UploadBucketName"), Key=event["key"], Body=body
+        )
 
 
 def _sizes(stack: DeployedStack) -> list[int]:
@@ -202,6 +213,16 @@ class OrderEvents(Scenario):
         checks.append(check("no failed invocation", 0, _failures(report)))
         return checks
 
+    def send(self, event: dict[str, Any]) -> None:
+        self.client("sns").publish(
+            TopicArn=self.output("TopicArn"),
+            Message=json.dumps(event["message"]),
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": str(value)}
+                for name, value in event.get("attributes", {}).items()
+            },
+        )
+
 
 class PaymentsRouting(Scenario):
     topology = "PaymentsRouting"
@@ -240,6 +261,18 @@ class PaymentsRouting(Scenario):
             check("audit queue received both", 2, _queue_depth(sqs, self.output("AuditQueueUrl"))),
             check("router DLQ empty", 0, _queue_depth(sqs, self.output("DeadLetterQueueUrl"))),
         ]
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.client("events").put_events(
+            Entries=[
+                {
+                    "EventBusName": self.output("EventBusName"),
+                    "Source": event["source"],
+                    "DetailType": event["detail-type"],
+                    "Detail": json.dumps(event["detail"]),
+                }
+            ]
+        )
 
 
 class OrderPipeline(Scenario):
@@ -283,6 +316,21 @@ class OrderPipeline(Scenario):
             check("version counts the three events", "3", item.get("version", {}).get("N")),
             check("queue drained", 0, _queue_depth(sqs, self.output("QueueUrl"))),
         ]
+
+    def send(self, event: dict[str, Any]) -> None:
+        physical = {lid: r.physical_id for lid, r in self.stack.resources.items()}
+        request = resolve_join(_method_template(self.stack.template, "POST"), physical)
+        rendered, _ = render(request, json.dumps(event["body"]), event.get("headers", {}))
+        self.client("sqs").send_message(**json.loads(rendered))
+
+
+# What ``conveyor trace <Topology> --event FILE`` expects in FILE, per topology.
+EVENT_SHAPES = {
+    "ImagePipeline": '{"file": "photo.jpg", "key": "uploads/photo.jpg"}',
+    "OrderEvents": '{"message": {...}, "attributes": {"eventType": "OrderPlaced"}}',
+    "PaymentsRouting": '{"source": "app.paiement", "detail-type": "facture", "detail": {...}}',
+    "OrderPipeline": '{"body": {"orderId": ..., "event": "created", ...}, "headers": {}}',
+}
 
 
 def _method_template(template: dict[str, Any], http_method: str) -> Any:

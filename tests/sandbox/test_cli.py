@@ -56,3 +56,17 @@ def test_status_and_down_without_a_running_sandbox(assembly, capsys):
     assert cli.main(["sandbox", "status"]) == 1
     assert cli.main(["sandbox", "down"]) == 0
     assert "No sandbox is running" in capsys.readouterr().out
+
+
+def test_trace_sends_a_given_event_and_reports_what_happened(assembly, capsys, tmp_path):
+    event = tmp_path / "facture.json"
+    event.write_text(
+        '{"source": "app.paiement", "detail-type": "facture",'
+        ' "detail": {"factureId": "f-9", "montant": 7000, "devise": "EUR", "client": "c-1"}}'
+    )
+    assert (
+        cli.main(["trace", "PaymentsRouting", "--assembly", assembly, "--event", str(event)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert "HighValueReview" in out
+    assert "1 invocations, 1 records processed, 0 failed" in out
