@@ -3,6 +3,8 @@
 - Synth: ``cdk synth`` of the Conveyor app vs. of a minimal one-queue app, same CLI, same flags.
 - Cold import: each handler module imported in a fresh interpreter vs. a minimal handler that
   only does ``import boto3`` (what every Python Lambda pays anyway).
+- Sandbox: a 10,000-message soak and the delivery overhead of the local sandbox, see
+  ``benchmarks/sandbox.py``.
 
 Each figure is the median of several runs; the runs of a measure and of its baseline are
 interleaved so that machine noise hits both alike. Results go to ``benchmarks/results.md``.
@@ -21,6 +23,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+from benchmarks import sandbox
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results.md"
@@ -145,6 +149,7 @@ def main() -> int:
     app_s, base_s = bench_synth(synth_runs)
     print(f"cold imports: {import_runs} interleaved runs each ...", flush=True)
     imports = bench_imports(import_runs)
+    sandbox_lines = sandbox.sections()
     node = subprocess.run(
         ["node", "--version"], env=environment(), capture_output=True, text=True, check=False
     ).stdout.strip()
@@ -173,6 +178,7 @@ def main() -> int:
             f"| {name} | {handler_s * 1000:.0f} | {baseline_s * 1000:.0f} "
             f"| {handler_s / baseline_s:.2f} |"
         )
+    lines += sandbox_lines
     RESULTS.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
