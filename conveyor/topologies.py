@@ -7,6 +7,7 @@ settings, so what is tested is what ``make synth`` builds.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from aws_cdk import App, Environment, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
@@ -29,51 +30,43 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
         if settings.account or settings.region
         else None
     )
+    # What every topology stack takes from the settings.
+    common: dict[str, Any] = {
+        "env": env,
+        "alarm_emails": settings.alarm_emails,
+        "alarm_sms": settings.alarm_sms,
+        "removal_policy": settings.removal_policy,
+        "layer_cache_dir": layer_cache_dir,
+    }
     stacks: list[Stack] = [
         ImagePipelineStack(
             app,
             stack_name(settings, "ImagePipeline"),
             description="Conveyor image pipeline: S3 upload -> SQS -> Lambda resize -> S3",
-            env=env,
             thumbnail_sizes=settings.thumbnail_sizes,
-            removal_policy=settings.removal_policy,
-            alarm_emails=settings.alarm_emails,
-            alarm_sms=settings.alarm_sms,
-            layer_cache_dir=layer_cache_dir,
+            **common,
         ),
         OrderEventsStack(
             app,
             stack_name(settings, "OrderEvents"),
             description="Conveyor order events: SNS fan-out with attribute and payload filters",
-            env=env,
             notification_email=settings.notification_email,
-            alarm_emails=settings.alarm_emails,
-            alarm_sms=settings.alarm_sms,
-            removal_policy=settings.removal_policy,
-            layer_cache_dir=layer_cache_dir,
+            **common,
         ),
         PaymentsRoutingStack(
             app,
             stack_name(settings, "PaymentsRouting"),
             description="Conveyor payments routing: EventBridge bus, content filters, archive",
-            env=env,
             producer_accounts=settings.producer_accounts,
-            alarm_emails=settings.alarm_emails,
-            alarm_sms=settings.alarm_sms,
-            removal_policy=settings.removal_policy,
-            layer_cache_dir=layer_cache_dir,
+            **common,
         ),
         OrderPipelineStack(
             app,
             stack_name(settings, "OrderPipeline"),
             description="Conveyor FIFO order pipeline: API Gateway -> SQS FIFO -> Lambda -> DDB",
-            env=env,
             api_authorization=settings.api_authorization,
             api_waf=settings.api_waf,
-            alarm_emails=settings.alarm_emails,
-            alarm_sms=settings.alarm_sms,
-            removal_policy=settings.removal_policy,
-            layer_cache_dir=layer_cache_dir,
+            **common,
         ),
     ]
     for stack in stacks:

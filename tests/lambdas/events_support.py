@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from lambda_support import JsonLogCapture, captured_logs, sqs_event  # noqa: F401 - re-exported
 
 HERE = Path(__file__).resolve().parent
 for _asset in ("order_events", "payments"):
@@ -105,31 +104,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
-
-
-class JsonLogCapture(logging.Handler):
-    """Keeps each record as the JSON object Powertools would print for it."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.logs: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.logs.append(json.loads(self.format(record)))
-
-
-@contextmanager
-def captured_logs(powertools_logger: Any) -> Iterator[list[dict[str, Any]]]:
-    """The structured log lines of a Powertools Logger (its own handler writes to the
-    sys.stdout of import time, which capsys cannot see)."""
-    capture = JsonLogCapture(powertools_logger.registered_formatter)
-    stdlib_logger = logging.getLogger(powertools_logger.name)
-    stdlib_logger.addHandler(capture)
-    try:
-        yield capture.logs
-    finally:
-        stdlib_logger.removeHandler(capture)
 
 
 # ------------------------------------------------------------------------------------------
@@ -269,10 +243,6 @@ def raw(
     if attributes is None:
         attributes = publisher_attributes(message)
     return sqs_record(message, message_id, attributes=attributes)
-
-
-def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}
 
 
 # ------------------------------------------------------------------------------------------

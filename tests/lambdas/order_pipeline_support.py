@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+from lambda_support import JsonLogCapture, captured_logs, sqs_event  # noqa: F401 - re-exported
 
 HERE = Path(__file__).resolve().parent
 _ROOT = str(HERE.parents[1] / "lambdas" / "order_pipeline")
@@ -148,10 +146,6 @@ def fifo_record(
     }
 
 
-def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}
-
-
 def batch(*bodies: dict[str, Any] | str) -> dict[str, Any]:
     """One FIFO record per body, in this order, message ids msg-1, msg-2, ..."""
     return sqs_event(*(fifo_record(body, f"msg-{n}") for n, body in enumerate(bodies, 1)))
@@ -245,28 +239,3 @@ def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------------
 # Logs
-
-
-class JsonLogCapture(logging.Handler):
-    """Keeps each record as the JSON object Powertools would print for it."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.logs: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.logs.append(json.loads(self.format(record)))
-
-
-@contextmanager
-def captured_logs(powertools_logger: Any) -> Iterator[list[dict[str, Any]]]:
-    """The structured log lines of a Powertools Logger (its own handler writes to the
-    sys.stdout of import time, which capsys cannot see)."""
-    capture = JsonLogCapture(powertools_logger.registered_formatter)
-    stdlib_logger = logging.getLogger(powertools_logger.name)
-    stdlib_logger.addHandler(capture)
-    try:
-        yield capture.logs
-    finally:
-        stdlib_logger.removeHandler(capture)

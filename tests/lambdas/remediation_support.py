@@ -9,15 +9,13 @@ Lambda runtime does (``remediation.handler``).
 from __future__ import annotations
 
 import json
-import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+from lambda_support import JsonLogCapture, captured_logs  # noqa: F401 - re-exported
 
 HERE = Path(__file__).resolve().parent
 _ROOT = str(HERE.parents[1] / "lambdas" / "remediation")
@@ -406,31 +404,6 @@ class LambdaContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return 30_000
-
-
-class JsonLogCapture(logging.Handler):
-    """Keeps each record as the JSON object Powertools would print for it."""
-
-    def __init__(self, formatter: logging.Formatter) -> None:
-        super().__init__()
-        self.setFormatter(formatter)
-        self.logs: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.logs.append(json.loads(self.format(record)))
-
-
-@contextmanager
-def captured_logs(powertools_logger: Any) -> Iterator[list[dict[str, Any]]]:
-    """The structured log lines of a Powertools Logger (its own handler writes to the
-    sys.stdout of import time, which capsys cannot see)."""
-    capture = JsonLogCapture(powertools_logger.registered_formatter)
-    stdlib_logger = logging.getLogger(powertools_logger.name)
-    stdlib_logger.addHandler(capture)
-    try:
-        yield capture.logs
-    finally:
-        stdlib_logger.removeHandler(capture)
 
 
 def emf_totals(stdout: str) -> dict[str, float]:
