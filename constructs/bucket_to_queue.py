@@ -21,8 +21,8 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from conveyor.constructs._rules import acknowledge, require
 from conveyor.constructs.buckets import secure_bucket
+from conveyor.constructs.rules import acknowledge, require
 
 AWS_MANAGED_SQS_KEY = "alias/aws/sqs"
 

@@ -13,7 +13,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
-from conveyor.constructs._rules import acknowledge, require
+from conveyor.constructs.rules import acknowledge, require
 
 
 def secure_bucket(

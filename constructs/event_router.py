@@ -35,12 +35,13 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from conveyor.constructs._queues import allow_service_to_encrypt, dead_letter_queue, new_key
-from conveyor.constructs._rules import require, seconds
+from conveyor.constructs.defaults import RULE_TARGET_MAX_EVENT_AGE, RULE_TARGET_RETRY_ATTEMPTS
 from conveyor.constructs.filters import validate_event_pattern
+from conveyor.constructs.queues import allow_service_to_encrypt, dead_letter_queue, new_key
+from conveyor.constructs.rules import require, seconds
 
 MAX_TARGETS_PER_RULE = 5
-MAX_RETRY_ATTEMPTS = 185
+MAX_RETRY_ATTEMPTS = RULE_TARGET_RETRY_ATTEMPTS
 MAX_EVENT_AGE_S = 24 * 3600
 MIN_EVENT_AGE_S = 60
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -150,7 +151,7 @@ class EventRouter(Construct):
         """
         super().__init__(scope, construct_id)
         path = self.node.path
-        self._max_event_age = max_event_age or Duration.hours(24)
+        self._max_event_age = max_event_age or RULE_TARGET_MAX_EVENT_AGE
         self._retry_attempts = retry_attempts
         _validate_retry(path, self._max_event_age, retry_attempts)
         for account in allowed_accounts:

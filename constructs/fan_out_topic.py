@@ -27,16 +27,16 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from conveyor.constructs._queues import (
+from conveyor.constructs.filters import validate_sns_filter_policy
+from conveyor.constructs.queue_consumer import QueueConsumer
+from conveyor.constructs.queues import (
     DEAD_LETTER_RETENTION,
     allow_service_to_encrypt,
     dead_letter_queue,
     fifo_name,
     new_key,
 )
-from conveyor.constructs._rules import require
-from conveyor.constructs.filters import validate_sns_filter_policy
-from conveyor.constructs.queue_consumer import QueueConsumer
+from conveyor.constructs.rules import require
 
 SCOPES = ("MessageAttributes", "MessageBody")
 

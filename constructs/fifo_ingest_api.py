@@ -33,8 +33,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_wafv2 as wafv2
 
 from constructs import Construct
-from conveyor.constructs._rules import acknowledge, require
+from conveyor.constructs.defaults import LOG_RETENTION
 from conveyor.constructs.functions import acknowledge_encrypted_send
+from conveyor.constructs.rules import acknowledge, require
 
 AUTHORIZATIONS = ("iam", "api_key")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
@@ -107,7 +108,7 @@ class FifoIngestApi(Construct):
         waf: bool = False,
         waf_rate_limit_per_5_minutes: int = 1000,
         stage_name: str = "v1",
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        log_retention: logs.RetentionDays = LOG_RETENTION,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """

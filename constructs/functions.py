@@ -17,10 +17,17 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
-from conveyor.constructs._queues import dead_letter_queue, new_key
-from conveyor.constructs._rules import acknowledge, require, seconds
-
-DEFAULT_RUNTIME = lambda_.Runtime.PYTHON_3_14
+from conveyor.constructs.defaults import (
+    ARCHITECTURE,
+    ASYNC_MAX_EVENT_AGE,
+    ASYNC_RETRY_ATTEMPTS,
+    FUNCTION_TIMEOUT,
+    LOG_RETENTION,
+    MEMORY_SIZE_MB,
+    RUNTIME,
+)
+from conveyor.constructs.queues import dead_letter_queue, new_key
+from conveyor.constructs.rules import acknowledge, require, seconds
 
 
 def python_function(
@@ -29,12 +36,12 @@ def python_function(
     code: lambda_.Code,
     handler: str,
     timeout: Duration,
-    memory_size: int = 256,
+    memory_size: int = MEMORY_SIZE_MB,
     environment: Mapping[str, str] | None = None,
     layers: Sequence[lambda_.ILayerVersion] = (),
     runtime: lambda_.Runtime | None = None,
     architecture: lambda_.Architecture | None = None,
-    log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+    log_retention: logs.RetentionDays = LOG_RETENTION,
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     description: str | None = None,
 ) -> tuple[lambda_.Function, logs.LogGroup]:
@@ -54,8 +61,8 @@ def python_function(
         "Function",
         code=code,
         handler=handler,
-        runtime=runtime or DEFAULT_RUNTIME,
-        architecture=architecture or lambda_.Architecture.ARM_64,
+        runtime=runtime or RUNTIME,
+        architecture=architecture or ARCHITECTURE,
         timeout=timeout,
         memory_size=memory_size,
         environment=dict(environment or {}),
@@ -100,13 +107,13 @@ class AsyncFunction(Construct):
         code: lambda_.Code,
         handler: str,
         timeout: Duration | None = None,
-        memory_size: int = 256,
+        memory_size: int = MEMORY_SIZE_MB,
         environment: Mapping[str, str] | None = None,
         layers: Sequence[lambda_.ILayerVersion] = (),
-        retry_attempts: int = 2,
+        retry_attempts: int = ASYNC_RETRY_ATTEMPTS,
         max_event_age: Duration | None = None,
         encryption_key: kms.IKey | None = None,
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
+        log_retention: logs.RetentionDays = LOG_RETENTION,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
@@ -122,7 +129,7 @@ class AsyncFunction(Construct):
         super().__init__(scope, construct_id)
         path = self.node.path
         require(0 <= retry_attempts <= 2, path, "retry_attempts must be between 0 and 2")
-        age = max_event_age or Duration.hours(6)
+        age = max_event_age or ASYNC_MAX_EVENT_AGE
         age_s = seconds(age)
         require(
             age_s is None or 60 <= age_s <= 6 * 3600,
@@ -142,7 +149,7 @@ class AsyncFunction(Construct):
             self,
             code=code,
             handler=handler,
-            timeout=timeout or Duration.seconds(30),
+            timeout=timeout or FUNCTION_TIMEOUT,
             memory_size=memory_size,
             environment=environment,
             layers=layers,

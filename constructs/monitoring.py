@@ -51,18 +51,15 @@ from cdk_monitoring_constructs import (
 )
 
 from constructs import Construct, IConstruct
-from conveyor.constructs._queues import allow_service_to_encrypt, new_key
-from conveyor.constructs._rules import require
+from conveyor.constructs.defaults import ARCHITECTURE, FUNCTION_TIMEOUT, RUNTIME
 from conveyor.constructs.event_router import EventRouter
 from conveyor.constructs.fan_out_topic import FanOutTopic
-from conveyor.constructs.functions import (
-    DEFAULT_RUNTIME,
-    AsyncFunction,
-    acknowledge_encrypted_send,
-)
+from conveyor.constructs.functions import AsyncFunction, acknowledge_encrypted_send
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
+from conveyor.constructs.queues import allow_service_to_encrypt, dead_letter_alarm, new_key
+from conveyor.constructs.rules import require
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Idle queues, functions and topics publish no data points: that is not a breach.
@@ -498,20 +495,14 @@ class Monitoring(Construct):
         return errors[0] if errors else None
 
     def _dead_letter_alarm(self, queue: sqs.IQueue, label: str) -> cloudwatch.Alarm:
-        alarm = cloudwatch.Alarm(
+        alarm = dead_letter_alarm(
             self,
             f"{label}DepthAlarm".replace("-", ""),
-            alarm_description=(
+            queue=queue,
+            description=(
                 f"{label}: messages are waiting in a dead-letter queue. Inspect them, fix the "
                 "cause, then redrive."
             ),
-            metric=queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         self._adopt(alarm)
         return alarm
@@ -594,8 +585,8 @@ class Remediation(Construct):
             self,
             "Dependencies",
             requirements_file=REMEDIATION_ASSET / "requirements.txt",
-            runtime=DEFAULT_RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
             description="Powertools for the alarm remediation function",
             cache_dir=layer_cache_dir,
         )
@@ -632,7 +623,7 @@ class Remediation(Construct):
             ),
             handler="remediation.handler.handler",
             layers=[layer.layer],
-            timeout=Duration.seconds(30),
+            timeout=FUNCTION_TIMEOUT,
             environment={
                 "REMEDIATION_RULES_PARAMETER": self.rules_parameter.parameter_name,
                 "AUDIT_TABLE": self.audit_table.table_name,

@@ -27,7 +27,7 @@ from aws_cdk import AssetHashType, BundlingOptions, ILocalBundling, RemovalPolic
 from aws_cdk import aws_lambda as lambda_
 
 from constructs import Construct
-from conveyor.constructs._rules import require
+from conveyor.constructs.rules import require
 
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "conveyor" / "layers"
 # Lambda's Python 3.12+ runtimes run on Amazon Linux 2023 (glibc 2.34). pip matches an explicit

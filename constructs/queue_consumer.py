@@ -28,21 +28,29 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from conveyor.constructs._queues import (
+from conveyor.constructs.defaults import (
+    BATCH_SIZE,
     DEAD_LETTER_RETENTION,
+    FUNCTION_TIMEOUT,
+    LOG_RETENTION,
+    MAX_RECEIVE_COUNT,
+    MEMORY_SIZE_MB,
+    SOURCE_RETENTION,
+    VISIBILITY_FACTOR,
+)
+from conveyor.constructs.functions import acknowledge_encrypted_send, python_function
+from conveyor.constructs.queues import (
+    dead_letter_alarm,
     dead_letter_queue,
     encrypted_queue,
     new_key,
 )
-from conveyor.constructs._rules import known, require, seconds
-from conveyor.constructs.functions import acknowledge_encrypted_send, python_function
+from conveyor.constructs.rules import known, require, seconds
 
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
 MAX_RETENTION_S = 14 * 24 * 3600
 MIN_RETENTION_S = 60
-VISIBILITY_FACTOR = 6
 DEAD_LETTER_QUEUE_ENV = "DEAD_LETTER_QUEUE_URL"
-DEFAULT_TIMEOUT = Duration.seconds(30)
 
 
 class QueueConsumer(Construct):
@@ -65,7 +73,7 @@ class QueueConsumer(Construct):
         queue_name: str | None = None,
         retention_period: Duration | None = None,
         dead_letter_retention_period: Duration | None = None,
-        max_receive_count: int = 5,
+        max_receive_count: int = MAX_RECEIVE_COUNT,
         encryption_key: kms.IKey | None = None,
         visibility_timeout: Duration | None = None,
         function: lambda_.IFunction | None = None,
@@ -74,11 +82,11 @@ class QueueConsumer(Construct):
         runtime: lambda_.Runtime | None = None,
         architecture: lambda_.Architecture | None = None,
         function_timeout: Duration | None = None,
-        memory_size: int = 256,
+        memory_size: int = MEMORY_SIZE_MB,
         environment: Mapping[str, str] | None = None,
         layers: Sequence[lambda_.ILayerVersion] = (),
-        log_retention: logs.RetentionDays = logs.RetentionDays.ONE_MONTH,
-        batch_size: int = 10,
+        log_retention: logs.RetentionDays = LOG_RETENTION,
+        batch_size: int = BATCH_SIZE,
         max_batching_window: Duration | None = None,
         max_concurrency: int | None = None,
         allow_direct_dead_lettering: bool = False,
@@ -131,7 +139,7 @@ class QueueConsumer(Construct):
         """
         super().__init__(scope, construct_id)
         path = self.node.path
-        retention = retention_period or Duration.days(4)
+        retention = retention_period or SOURCE_RETENTION
         dlq_retention = dead_letter_retention_period or DEAD_LETTER_RETENTION
 
         self._validate_function_props(path, function, code, handler)
@@ -144,7 +152,7 @@ class QueueConsumer(Construct):
                 "visibility_timeout",
             )
         else:
-            effective_timeout = function_timeout or DEFAULT_TIMEOUT
+            effective_timeout = function_timeout or FUNCTION_TIMEOUT
         required_visibility = _required_visibility(effective_timeout, max_batching_window)
         _validate(
             path,
@@ -199,7 +207,7 @@ class QueueConsumer(Construct):
                 handler=handler,
                 runtime=runtime,
                 architecture=architecture,
-                timeout=function_timeout or DEFAULT_TIMEOUT,
+                timeout=function_timeout or FUNCTION_TIMEOUT,
                 memory_size=memory_size,
                 environment=environment,
                 layers=layers,
@@ -223,20 +231,14 @@ class QueueConsumer(Construct):
         )
         function.add_event_source(self.event_source)
 
-        self.dead_letter_alarm = cloudwatch.Alarm(
+        self.dead_letter_alarm = dead_letter_alarm(
             self,
             "DeadLetterAlarm",
-            alarm_description=(
+            queue=self.dead_letter_queue,
+            description=(
                 f"Messages are waiting in the dead-letter queue of {path}: the consumer failed "
                 "on them max_receive_count times. Inspect them, fix the cause, then redrive."
             ),
-            metric=self.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                period=Duration.minutes(1), statistic="Maximum"
-            ),
-            threshold=0,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
         for action in alarm_actions:
             self.dead_letter_alarm.add_alarm_action(action)

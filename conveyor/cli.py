@@ -243,9 +243,11 @@ def _describe(event: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from conveyor.about import __version__
     from conveyor.sandbox.scenarios import EVENT_SHAPES
 
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"conveyor {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     sandbox = commands.add_parser("sandbox", help="the local sandbox")
     actions = sandbox.add_subparsers(dest="action", required=True)

@@ -10,7 +10,7 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 
 from constructs import Construct
-from conveyor.constructs.functions import DEFAULT_RUNTIME
+from conveyor.constructs.defaults import ARCHITECTURE, RUNTIME
 from conveyor.constructs.monitoring import AlarmTopic, Monitoring, Remediation
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 
@@ -78,8 +78,8 @@ def dependencies_layer(
         scope,
         "Dependencies",
         requirements_file=asset / "requirements.txt",
-        runtime=DEFAULT_RUNTIME,
-        architecture=lambda_.Architecture.ARM_64,
+        runtime=RUNTIME,
+        architecture=ARCHITECTURE,
         description=description,
         cache_dir=cache_dir,
     ).layer

@@ -16,10 +16,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
-from conveyor.constructs._rules import acknowledge
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
 from conveyor.constructs.queue_consumer import QueueConsumer
+from conveyor.constructs.rules import acknowledge
 from conveyor.stacks._common import dependencies_layer, handler_code, operate
 
 # stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.

@@ -16,11 +16,11 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 
 from constructs import Construct
-from conveyor.constructs._queues import new_key, queue_with_dead_letter
 from conveyor.constructs.fan_out_topic import FanOutTopic
 from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.queue_consumer import QueueConsumer
+from conveyor.constructs.queues import new_key, queue_with_dead_letter
 from conveyor.stacks._common import dependencies_layer, handler_code, operate
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "order_events"

@@ -14,10 +14,10 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 
 from constructs import Construct
-from conveyor.constructs._queues import queue_with_dead_letter
 from conveyor.constructs.event_router import EventRouter, Target
 from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
+from conveyor.constructs.queues import queue_with_dead_letter
 from conveyor.stacks._common import dependencies_layer, handler_code, operate
 
 ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "payments"

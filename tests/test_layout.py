@@ -1,11 +1,14 @@
-"""The repo's constructs/ folder must never shadow the `constructs` library (see DESIGN.md)."""
+"""The constructs/ folder must never shadow the `constructs` library (README, Development)."""
 
 from __future__ import annotations
 
 import importlib
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,3 +73,14 @@ def test_wheel_maps_every_folder_under_conveyor_and_ships_the_lambda_assets(tmp_
         "conveyor/lambdas/image_resize/image_resize/handler.py",
     ):
         assert expected in names
+
+
+def test_conveyor_version_is_the_distribution_version_of_pyproject(capsys):
+    """`conveyor --version` reports the version `pip install` recorded from pyproject.toml."""
+    from conveyor.cli import main
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"conveyor {declared}"

@@ -1,22 +1,28 @@
-"""Encrypted SQS queues and customer-managed keys that AWS services may write with.
+"""Encrypted SQS queues, customer-managed keys that AWS services may write with, and the
+dead-letter-queue alarm.
 
-Shared by the constructs: every queue Conveyor creates is KMS-encrypted with a
-customer-managed key (rotation on) and denies non-TLS access; a dead-letter queue is
-acknowledged for cdk-nag SQS3 (it has no DLQ of its own, by design).
+Public building blocks shared by the constructs and usable in your own: every queue Conveyor
+creates is KMS-encrypted with a customer-managed key (rotation on) and denies non-TLS access;
+a dead-letter queue is acknowledged for cdk-nag SQS3 (it has no DLQ of its own, by design)
+and watched by :func:`dead_letter_alarm`.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
-from conveyor.constructs._rules import acknowledge
-
-DEAD_LETTER_RETENTION = Duration.days(14)
-SOURCE_RETENTION = Duration.days(4)
+from conveyor.constructs.defaults import (
+    DEAD_LETTER_ALARM_PERIOD,
+    DEAD_LETTER_RETENTION,
+    MAX_RECEIVE_COUNT,
+    SOURCE_RETENTION,
+)
+from conveyor.constructs.rules import acknowledge
 
 
 def new_key(
@@ -126,7 +132,7 @@ def queue_with_dead_letter(
     removal_policy: RemovalPolicy,
     key: kms.IKey | None = None,
     retention_period: Duration = SOURCE_RETENTION,
-    max_receive_count: int = 5,
+    max_receive_count: int = MAX_RECEIVE_COUNT,
 ) -> tuple[sqs.Queue, sqs.Queue]:
     """A standalone encrypted queue (for a consumer outside this app) and a DLQ after
     ``max_receive_count`` receives: ``(queue, dead_letter_queue)``. Default key: a new one."""
@@ -148,3 +154,23 @@ def queue_with_dead_letter(
         dead_letter_queue=sqs.DeadLetterQueue(queue=dlq, max_receive_count=max_receive_count),
     )
     return queue, dlq
+
+
+def dead_letter_alarm(
+    scope: Construct, construct_id: str, *, queue: sqs.IQueue, description: str
+) -> cloudwatch.Alarm:
+    """An alarm on the first message waiting in ``queue`` (a dead-letter queue): the maximum
+    visible depth each minute above 0. Missing data is not breaching (SQS stops emitting
+    metrics for an idle queue). ``description`` says whose DLQ it is and what to do."""
+    return cloudwatch.Alarm(
+        scope,
+        construct_id,
+        alarm_description=description,
+        metric=queue.metric_approximate_number_of_messages_visible(
+            period=DEAD_LETTER_ALARM_PERIOD, statistic="Maximum"
+        ),
+        threshold=0,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluation_periods=1,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+    )
