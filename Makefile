@@ -39,9 +39,13 @@ $(NODE_STAMP): package.json package-lock.json
 
 setup: $(PY_STAMP) $(NODE_STAMP) ## Create .venv and node_modules (Node 22, CDK CLI 2.x)
 
+# A synth that cdk-nag fails still writes the templates and validation-report.json: the review
+# runs after a failed synth too, so its summary lists the unacknowledged findings; then it fails.
 synth: setup ## Synthesize every topology into cdk.out/ and print the review summary
-	$(CDK) synth $(CDK_FLAGS) --quiet
-	$(BIN)/python -m conveyor.review cdk.out
+	@status=0; $(CDK) synth $(CDK_FLAGS) --quiet || status=$$?; \
+	$(BIN)/python -m conveyor.review cdk.out || { [ $$status -ne 0 ] || status=1; }; \
+	if [ $$status -ne 0 ]; then echo "make synth: FAILED (cdk synth or the review, see above)"; fi; \
+	exit $$status
 
 test: setup ## Run the whole test suite
 	$(BIN)/pytest

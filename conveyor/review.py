@@ -1,8 +1,13 @@
 """Review summary of a synthesized cloud assembly: ``python -m conveyor.review cdk.out``.
 
-For every stack: resource counts, cdk-nag findings (unacknowledged, and acknowledged with
-their reasons as written into the template's ``Metadata.cdk_nag``), and cfn-lint results.
-Exits non-zero on any unacknowledged nag finding or any cfn-lint match.
+For every stack: resource counts, cdk-nag findings (unacknowledged, from CDK's
+``validation-report.json``, and acknowledged with their reasons as written into the template's
+``Metadata.cdk_nag``), and cfn-lint results. Exits non-zero on any unacknowledged nag finding,
+on a stack that cdk-nag did not check (its template lacks the ``conveyor:review`` metadata that
+:func:`conveyor.topologies.attach_review_plugins` writes), or on any cfn-lint match.
+
+A synth that cdk-nag failed still writes the templates and the report: ``make synth`` runs the
+review after a failed ``cdk synth`` too, so the summary lists the unacknowledged findings.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cfnlint.api import ManualArgs, lint
-
 # W3005 (redundant DependsOn) is noise on CDK templates: CDK adds explicit DependsOn next to
 # the Ref/GetAtt it already has for deployment ordering of custom resources.
 CFN_LINT_IGNORED = ("W3005",)
+# Written by conveyor.topologies.attach_review_plugins into the template of every stack the
+# cdk-nag packs validated: a successful synth leaves an empty validation report whether or not
+# cdk-nag ran, so this is how the review tells a checked stack from one cdk-nag never saw.
+REVIEW_METADATA_KEY = "conveyor:review"
+REVIEW_PACKS = ("AwsSolutions",)
 
 
 @dataclass
@@ -28,14 +36,18 @@ class StackReview:
     acknowledged: list[tuple[str, str, str]]  # (logical id, rule id, reason)
     lint_findings: list[str]
     nag_findings: list[str] = field(default_factory=list)
+    # The cdk-nag packs that validated this stack (empty: cdk-nag never saw it).
+    nag_packs: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return not self.lint_findings and not self.nag_findings
+        return bool(self.nag_packs) and not self.lint_findings and not self.nag_findings
 
 
 def lint_template(template: dict[str, Any]) -> list[str]:
     """cfn-lint matches for one template (minus the ignored noise), one line each."""
+    from cfnlint.api import ManualArgs, lint  # a second or two to import: only when linting
+
     matches = lint(json.dumps(template), config=ManualArgs(ignore_checks=list(CFN_LINT_IGNORED)))
     return [f"{m.rule.id} {m.message} ({'/'.join(str(p) for p in m.path)})" for m in matches]
 
@@ -47,6 +59,13 @@ def acknowledged_findings(template: dict[str, Any]) -> list[tuple[str, str, str]
         for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []):
             found.append((logical_id, rule["id"], rule.get("reason", "")))
     return found
+
+
+def nag_packs(template: dict[str, Any]) -> tuple[str, ...]:
+    """The cdk-nag packs that checked this template, as ``attach_review_plugins`` records."""
+    marker = template.get("Metadata", {}).get(REVIEW_METADATA_KEY, {})
+    packs = marker.get("cdk-nag", []) if isinstance(marker, dict) else []
+    return tuple(str(pack) for pack in packs) if isinstance(packs, list) else ()
 
 
 def nag_violations(assembly: Path) -> dict[str, list[str]]:
@@ -82,6 +101,7 @@ def review(assembly: Path) -> list[StackReview]:
                 acknowledged=acknowledged_findings(template),
                 lint_findings=lint_template(template),
                 nag_findings=violations.get(name, []),
+                nag_packs=nag_packs(template),
             )
         )
     return reviews
@@ -94,10 +114,16 @@ def render(reviews: list[StackReview]) -> str:
         lines.append(f"Stack {item.name}: {total} resources")
         for resource_type, count in sorted(item.resources.items()):
             lines.append(f"    {count:3d}  {resource_type}")
-        lines.append(
-            f"  cdk-nag AwsSolutions: {len(item.nag_findings)} unacknowledged, "
-            f"{len(item.acknowledged)} acknowledged"
-        )
+        if item.nag_packs:
+            lines.append(
+                f"  cdk-nag {', '.join(item.nag_packs)}: {len(item.nag_findings)} "
+                f"unacknowledged, {len(item.acknowledged)} acknowledged"
+            )
+        else:
+            lines.append(
+                "  cdk-nag: NOT RUN on this stack (attach the review plugins: "
+                "conveyor.topologies.attach_review_plugins)"
+            )
         lines.extend(f"    UNACKNOWLEDGED {finding}" for finding in item.nag_findings)
         for logical_id, rule_id, reason in item.acknowledged:
             lines.append(f"    ack {rule_id} on {logical_id}: {reason}")

@@ -9,6 +9,7 @@ from aws_cdk import Stack
 from aws_cdk import aws_sqs as sqs
 
 from conveyor.review import acknowledged_findings, lint_template, render, review
+from conveyor.review import main as review_main
 from conveyor.topologies import attach_review_plugins
 
 
@@ -116,3 +117,48 @@ def test_production_settings_also_pass_cdk_nag_and_cfn_lint(make_app, tmp_path):
     assert lint_template(pipeline) == []
     types = {r["Type"] for r in pipeline["Resources"].values()}
     assert {"AWS::WAFv2::WebACL", "AWS::ApiGateway::UsagePlan"} <= types
+
+
+def _insecure_app(make_app, outdir, *, review_plugins: bool):
+    app = make_app(outdir=str(outdir))
+    stack = Stack(app, "Insecure")
+    sqs.Queue(stack, "NoDlqNoTls", encryption=sqs.QueueEncryption.UNENCRYPTED)
+    if review_plugins:
+        attach_review_plugins(app)
+    return app
+
+
+def test_review_of_a_synth_that_cdk_nag_failed_lists_each_unacknowledged_finding(
+    make_app, tmp_path
+):
+    """What `make synth` prints after a failed synth: the findings, counted, and FAIL."""
+    app = _insecure_app(make_app, tmp_path, review_plugins=True)
+    with pytest.raises(Exception, match="ValidationFailed"):
+        app.synth()
+    (item,) = review(tmp_path)
+    # An unencrypted queue without a DLQ or a TLS-only policy breaks SQS2, SQS3 and SQS4.
+    assert sorted(item.nag_findings) == [
+        f"AwsSolutions-SQS{n} at Insecure/NoDlqNoTls/Resource" for n in (2, 3, 4)
+    ]
+    summary = render([item])
+    assert "cdk-nag AwsSolutions: 3 unacknowledged, 0 acknowledged" in summary
+    assert "    UNACKNOWLEDGED AwsSolutions-SQS4 at Insecure/NoDlqNoTls/Resource" in summary
+    assert summary.endswith("Review: FAIL (1 stacks)")
+    assert review_main(["review", str(tmp_path)]) == 1
+
+
+def test_review_fails_a_stack_that_cdk_nag_never_checked(make_app, tmp_path):
+    """Without the review plugins synth succeeds and the report is empty: the review must
+    not read that as "0 unacknowledged"."""
+    _insecure_app(make_app, tmp_path, review_plugins=False).synth()
+    (item,) = review(tmp_path)
+    assert item.nag_packs == ()
+    assert not item.ok
+    summary = render([item])
+    assert "cdk-nag: NOT RUN on this stack" in summary
+    assert summary.endswith("Review: FAIL (1 stacks)")
+
+
+def test_every_stack_of_the_app_records_that_cdk_nag_checked_it(reviews):
+    assert reviews
+    assert all(item.nag_packs == ("AwsSolutions",) for item in reviews)
