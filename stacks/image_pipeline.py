@@ -102,6 +102,13 @@ class ImagePipelineStack(Stack):
         CfnOutput(self, "ProcessedBucketName", value=self.processed_bucket.bucket_name)
         CfnOutput(self, "QueueUrl", value=self.consumer.queue.queue_url)
         CfnOutput(self, "DeadLetterQueueUrl", value=self.consumer.dead_letter_queue.queue_url)
+        # What the pipeline promises to write for every image (the demo scenario checks it).
+        CfnOutput(
+            self,
+            "ThumbnailSizes",
+            value=",".join(str(size) for size in thumbnail_sizes),
+            description="Longest side, in pixels, of each thumbnail written for an upload",
+        )
         self.operations = operate(
             self,
             alarm_emails=alarm_emails,

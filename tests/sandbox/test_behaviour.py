@@ -61,6 +61,62 @@ def test_each_topologys_demo_scenario_observes_its_expected_outcome(sandbox, sce
     assert failed == []
 
 
+def _remove_function(deployment: Deployment, topology: str, handler: str, **env: str) -> None:
+    """What a deployer that lost a function would leave: no spec, no route to it."""
+    stack = stack_for(deployment, topology)
+    (logical_id,) = [
+        lid
+        for lid, spec in stack.functions.items()
+        if spec.handler == handler and all(spec.environment.get(k) == v for k, v in env.items())
+    ]
+    del stack.functions[logical_id]
+    stack.routes = [r for r in stack.routes if r.function_logical_id != logical_id]
+
+
+@pytest.mark.parametrize(
+    ("topology", "handler", "env", "failing_check"),
+    [
+        ("ImagePipeline", "image_resize.handler.handler", {}, "thumbnails written"),
+        (
+            "OrderEvents",
+            "order_events.handler.handler",
+            {"CONSUMER_NAME": "shipping"},
+            "every service consumer received both deliveries",
+        ),
+        (
+            "OrderEvents",
+            "order_events.routing.user_handler",
+            {},
+            "invoice and user functions deployed",
+        ),
+        ("PaymentsRouting", "payments.review.handler", {}, "review invoked for 6000 only"),
+        ("OrderPipeline", "order_pipeline.handler.handler", {}, "order went created"),
+    ],
+)
+def test_a_demo_scenario_fails_when_a_function_of_its_topology_is_missing(
+    sandbox, topology, handler, env, failing_check
+):
+    """Expected values come from what the topology promises, not from what was deployed."""
+    deployment, runtime, session = sandbox(topology)
+    _remove_function(deployment, topology, handler, **env)
+    (scenario_type,) = [s for s in SCENARIOS if s.topology == topology]
+    with Runtime(deployment, session=session) as runtime:
+        checks = scenario_type(deployment, runtime, session).run()
+    failed = [c.name for c in checks if not c.ok]
+    assert any(name.startswith(failing_check) for name in failed), failed
+
+
+def test_a_demo_scenario_fails_when_an_output_it_relies_on_is_missing(sandbox, capsys):
+    from conveyor.sandbox.scenarios import run_all
+
+    deployment, runtime, session = sandbox("ImagePipeline")
+    del stack_for(deployment, "ImagePipeline").outputs["ThumbnailSizes"]
+    ((topology, checks),) = run_all(deployment, runtime, session)
+    assert topology == "ImagePipeline"
+    assert [(c.name, c.ok) for c in checks] == [("scenario ran to the end", False)]
+    assert "KeyError" in checks[0].observed
+
+
 def depth(sqs: Any, url: str) -> int:
     attributes = sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
