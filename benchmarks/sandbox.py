@@ -3,9 +3,15 @@
 - Soak: 10,000 order events, 1 % of them poison (malformed JSON), through the OrderPipeline
   topology deployed from ``cdk.out`` into moto (``mock_aws``, in-process): the FIFO queue's
   event source mapping delivers them to the real ``order_pipeline`` handler, which writes the
-  orders table and dead-letters the poison itself. Checked afterwards: every message ended in
-  exactly one way (order written or dead-lettered), none was delivered twice, no order was
-  applied twice (``version`` = 1), and the DLQ holds exactly the poison messages.
+  orders table and dead-letters the poison itself. Idempotency is exercised two ways:
+  5 % of the valid events are sent again later as new messages (a producer's retry: a new
+  message id and deduplication id, the same event), and 2 % of the delivered messages are
+  delivered again with the same message id and ``ApproximateReceiveCount`` 2 (what a lost
+  delete or a timed-out invocation gives: ``Runtime.invoke`` with the record as it was
+  delivered), poison included. Checked afterwards: every event ended in exactly one way
+  (order written or dead-lettered), no order was applied twice (``version`` = 1), every
+  duplicate and redelivery of a valid event was ignored (``DuplicatesIgnored``), and the DLQ
+  holds each poison message exactly once.
 - Throughput: the same handler, the same 1,000 messages, three ways, runs interleaved:
   called directly in a loop with pre-built SQS events (the floor: no delivery), through
   ``Runtime.invoke`` (the sandbox's execution environment, no SQS), and sent to the queue
@@ -43,6 +49,9 @@ CDK = ROOT / "node_modules" / ".bin" / "cdk"
 TOPOLOGY = "OrderPipeline"
 SOAK_MESSAGES = 10_000
 POISON_EVERY = 100  # 1 %
+DUPLICATE_EVERY = 20  # 5 % of the events are sent a second time, as a new message ...
+DUPLICATE_LAG = 3 * 20  # ... this many messages later (a later chunk)
+REDELIVER_EVERY = 50  # 2 % of the delivered messages are delivered again, same message id
 CHUNK = 20  # messages sent before each pump: the deepest the queue gets
 CUSTOMERS = 100  # message groups (the API's mapping: group = customerId)
 THROUGHPUT_MESSAGES = 1_000
@@ -139,8 +148,16 @@ def _yes(ok: bool) -> str:
 def soak_section(r: dict[str, Any]) -> list[str]:
     m = r["metrics"]
     accounted = r["table_items"] + r["dlq_depth"]
+    ignored_expected = r["duplicates_sent"] + r["redelivered_valid"]
     rows = [
-        ("messages sent (poison: malformed JSON)", f"{r['sent']:,} ({r['poison_sent']:,})"),
+        (
+            "events (poison: malformed JSON) / messages sent, with the events sent twice",
+            f"{r['events']:,} ({r['poison_sent']:,}) / {r['sent']:,} ({r['duplicates_sent']:,})",
+        ),
+        (
+            "delivered again with the same message id: valid / poison",
+            f"{r['redelivered_valid']:,} / {r['redelivered_poison']:,}",
+        ),
         (
             "processed: orders in the table / `OrdersCreated` metric",
             f"{r['table_items']:,} / {m.get('OrdersCreated', 0):,}",
@@ -150,20 +167,27 @@ def soak_section(r: dict[str, Any]) -> list[str]:
             f"{r['dlq_depth']:,} / {m.get('MessagesDeadLettered', 0):,}",
         ),
         (
-            "processed + dead-lettered = sent",
-            f"{_yes(accounted == r['sent'])} ({accounted:,})",
+            "processed + dead-lettered = distinct events",
+            f"{_yes(accounted == r['events'])} ({accounted:,})",
         ),
         (
-            "DLQ holds exactly the poison messages (`SourceMessageId`)",
-            _yes(r["dlq_matches_poison"]),
+            "DLQ holds exactly the poison messages, once each (`SourceMessageId`)",
+            f"{_yes(r['dlq_matches_poison'])} (most copies of one: "
+            f"{r['dlq_copies_per_poison_max']})",
+        ),
+        (
+            "duplicates and redeliveries ignored: `DuplicatesIgnored` = sent twice + "
+            "redelivered valid",
+            f"{_yes(m.get('DuplicatesIgnored', 0) == ignored_expected)} "
+            f"({m.get('DuplicatesIgnored', 0):,} of {ignored_expected:,})",
         ),
         (
             "deliveries: records deleted / distinct message ids / delivered twice",
             f"{r['deliveries']:,} / {r['distinct_deliveries']:,} / {r['delivered_twice']:,}",
         ),
         (
-            "orders applied more than once (`version` ≠ 1) / missing / `DuplicatesIgnored`",
-            f"{r['version_not_1']:,} / {r['orders_missing']:,} / {m.get('DuplicatesIgnored', 0):,}",
+            "orders applied more than once (`version` ≠ 1) / missing / unexpected",
+            f"{r['version_not_1']:,} / {r['orders_missing']:,} / {r['orders_unexpected']:,}",
         ),
         (
             "failed records / function errors / redrive-policy moves / runtime warnings",
@@ -198,7 +222,7 @@ def soak_section(r: dict[str, Any]) -> list[str]:
     ]
     return [
         "",
-        f"## Sandbox soak ({r['sent']:,} messages, 1 % poison)",
+        f"## Sandbox soak ({r['events']:,} events, 1 % poison, 5 % sent twice, 2 % redelivered)",
         "",
         f"Conveyor-sandbox-{TOPOLOGY} deployed from `cdk.out` into moto (`mock_aws`, "
         "in-process); order `created` events sent straight to the FIFO queue (`QueueUrl` "
@@ -206,7 +230,11 @@ def soak_section(r: dict[str, Any]) -> list[str]:
         f"as the API's mapping sets them) in chunks of {r['chunk']}, each chunk delivered by "
         "`Runtime.pump()` to the real handler before the next is sent; `speed_up_moto_sqs()` "
         "on. Every 100th message is malformed JSON, which the handler dead-letters itself. "
-        "Single run, moto state kept throughout.",
+        f"Every {DUPLICATE_EVERY}th valid event is sent again {DUPLICATE_LAG} messages later "
+        "as a new message (new message and deduplication ids: a producer's retry); every "
+        f"{REDELIVER_EVERY}th delivered message is delivered again with the same message id "
+        "and `ApproximateReceiveCount` 2 (`Runtime.invoke` with the record as delivered: what "
+        "a lost delete or a timed-out invocation gives). Single run, moto state kept throughout.",
         "",
         "| check | observed |",
         "| --- | ---: |",
@@ -325,6 +353,26 @@ class _Sandbox:
         )["Attributes"]
         return sum(int(v) for v in attributes.values())
 
+    def redeliver(
+        self, batch: list[dict[str, Any]], ids: dict[str, str], offset: int
+    ) -> Counter[str]:
+        """Deliver every REDELIVER_EVERY-th message of ``batch`` again, as Lambda would after
+        a lost delete: the same message id and body, ``ApproximateReceiveCount`` 2."""
+        again = [
+            (entry, ids[entry["Id"]])
+            for n, entry in enumerate(batch, start=offset)
+            if n % REDELIVER_EVERY == REDELIVER_EVERY // 3
+        ]
+        counts: Counter[str] = Counter()
+        for entry, message_id in again:
+            (event,) = _sqs_events([entry], self.route.queue_arn, 1, message_ids=[message_id])
+            event["Records"][0]["attributes"]["ApproximateReceiveCount"] = "2"
+            result = self.runtime.invoke(self.function.logical_id, event)
+            if result.error is not None or result.response != {"batchItemFailures": []}:
+                raise RuntimeError(f"redelivery of {message_id} failed: {result.response}")
+            counts["poison" if _is_poison(entry) else "valid"] += 1
+        return counts
+
     def send(self, entries: list[dict[str, Any]]) -> dict[str, str]:
         """SendMessageBatch by 10; entry id -> SQS message id."""
         ids: dict[str, str] = {}
@@ -339,6 +387,22 @@ class _Sandbox:
             for item in response["Successful"]:
                 ids[batch[int(item["Id"])]["Id"]] = item["MessageId"]
         return ids
+
+
+def _with_duplicates(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries`` plus, DUPLICATE_LAG messages after every DUPLICATE_EVERY-th valid one, the
+    same event sent again as a new message (``Id`` ends in ``#dup``; new deduplication id, so
+    that SQS accepts it and the handler has to recognise it)."""
+    placed: list[tuple[float, dict[str, Any]]] = [(float(i), e) for i, e in enumerate(entries)]
+    for i, entry in enumerate(entries):
+        if i % DUPLICATE_EVERY == DUPLICATE_EVERY // 2 and not _is_poison(entry):
+            duplicate = {
+                **entry,
+                "Id": f"{entry['Id']}#dup",
+                "MessageDeduplicationId": f"{entry['MessageDeduplicationId']}#retry",
+            }
+            placed.append((i + DUPLICATE_LAG + 0.5, duplicate))
+    return [entry for _, entry in sorted(placed, key=lambda item: item[0])]
 
 
 def _messages(prefix: str, count: int) -> list[dict[str, Any]]:
@@ -416,14 +480,16 @@ def soak(assembly: Path, total: int = SOAK_MESSAGES, chunk: int = CHUNK) -> dict
             tracker = _Tracker()
             box = _Sandbox(assembly, on_event=tracker)
             rss_after_deploy = _rss_mb()
-            entries = _messages("soak", total)
+            events = _messages("soak", total)
+            entries = _with_duplicates(events)
             poison_ids: set[str] = set()
+            redelivered: Counter[str] = Counter()
             totals: Counter[str] = Counter()
             chunk_times: list[float] = []
             send_s = pump_s = handler_s = 0.0
             max_before = max_after = 0
             started = time.perf_counter()
-            for start in range(0, total, chunk):
+            for start in range(0, len(entries), chunk):
                 batch = entries[start : start + chunk]
                 t0 = time.perf_counter()
                 ids = box.send(batch)
@@ -434,18 +500,21 @@ def soak(assembly: Path, total: int = SOAK_MESSAGES, chunk: int = CHUNK) -> dict
                 report = box.runtime.pump()
                 t3 = time.perf_counter()
                 max_after = max(max_after, box.depth(box.queue_url))
+                t4 = time.perf_counter()
+                redelivered.update(box.redeliver(batch, ids, start))
+                t5 = time.perf_counter()
                 send_s += t1 - t0
-                pump_s += t3 - t2
-                chunk_times.append((t1 - t0) + (t3 - t2))  # without the depth checks
+                pump_s += (t3 - t2) + (t5 - t4)
+                chunk_times.append((t1 - t0) + (t3 - t2) + (t5 - t4))  # without depth checks
                 for key in ("records_processed", "records_failed", "invocations", "moved_to_dlq"):
                     totals[key] += getattr(report, key)
                 for stats in report.functions.values():
                     totals["errors"] += stats.errors
                     handler_s += stats.duration_ms / 1000
                 done = start + len(batch)
-                if done % PROGRESS_EVERY == 0 or done == total:
+                if done % PROGRESS_EVERY < chunk or done == len(entries):
                     _progress(
-                        f"soak: {done:,}/{total:,} sent and delivered, "
+                        f"soak: {done:,}/{len(entries):,} sent and delivered, "
                         f"{done / (send_s + pump_s):.0f} events/s, "
                         f"peak RSS {_peak_rss_mb():.0f} MB"
                     )
@@ -458,7 +527,11 @@ def soak(assembly: Path, total: int = SOAK_MESSAGES, chunk: int = CHUNK) -> dict
             ]
             decile = max(1, len(rates) // 10)
             result: dict[str, Any] = {
-                "sent": total,
+                "sent": len(entries),
+                "events": total,
+                "duplicates_sent": len(entries) - total,
+                "redelivered_valid": redelivered["valid"],
+                "redelivered_poison": redelivered["poison"],
                 "batch_size": box.route.batch_size,
                 "poison_sent": len(poison_ids),
                 "chunk": chunk,
@@ -466,7 +539,7 @@ def soak(assembly: Path, total: int = SOAK_MESSAGES, chunk: int = CHUNK) -> dict
                 "send_s": send_s,
                 "pump_s": pump_s,
                 "handler_s": handler_s,
-                "events_per_s": total / (send_s + pump_s),
+                "events_per_s": len(entries) / (send_s + pump_s),
                 "first_decile_per_s": statistics.median(rates[:decile]),
                 "last_decile_per_s": statistics.median(rates[-decile:]),
                 "max_depth_before_pump": max_before,
@@ -482,7 +555,7 @@ def soak(assembly: Path, total: int = SOAK_MESSAGES, chunk: int = CHUNK) -> dict
                 "warning_samples": sorted(set(tracker.warnings))[:3],
             }
             _progress("soak: checking the orders table and the dead-letter queue ...")
-            result.update(_check_table(box, {e["Id"] for e in entries if not _is_poison(e)}))
+            result.update(_check_table(box, {e["Id"] for e in events if not _is_poison(e)}))
             result.update(_check_dead_letters(box, poison_ids))
             result["peak_rss_mb"] = _peak_rss_mb()
             return result
@@ -529,18 +602,26 @@ def _check_dead_letters(box: _Sandbox, poison_ids: set[str]) -> dict[str, Any]:
         )
     return {
         "dlq_depth": depth,
+        "dlq_copies_per_poison_max": max(Counter(sources).values(), default=0),
         "dlq_matches_poison": len(sources) == len(set(sources)) and set(sources) == poison_ids,
     }
 
 
-def _sqs_events(entries: list[dict[str, Any]], queue_arn: str, batch: int) -> list[dict[str, Any]]:
-    """What Lambda's event source mapping would pass for these messages (FIFO queue)."""
+def _sqs_events(
+    entries: list[dict[str, Any]],
+    queue_arn: str,
+    batch: int,
+    *,
+    message_ids: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """What Lambda's event source mapping would pass for these messages (FIFO queue); new
+    message ids unless ``message_ids`` gives them (a redelivery)."""
     now = str(int(time.time() * 1000))
     records = []
     for n, entry in enumerate(entries):
         records.append(
             {
-                "messageId": str(uuid.uuid4()),
+                "messageId": message_ids[n] if message_ids else str(uuid.uuid4()),
                 "receiptHandle": uuid.uuid4().hex,
                 "body": entry["MessageBody"],
                 "attributes": {
