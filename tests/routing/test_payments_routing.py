@@ -1,8 +1,9 @@
-"""Payments: put events on the synthesized bus's rules in moto and observe the targets.
+"""Payments: put events on the synthesized bus deployed by the sandbox deployer, observe.
 
-Rules and patterns come from the real template (see moto_topology); targets are SQS probes
-(moto cannot invoke Lambda targets: PutEvents raises NotImplementedError). moto has no retry
-or DLQ delivery for EventBridge; the review handler is tested directly in tests/lambdas.
+Rules and patterns are the real template's, evaluated by moto: the audit queue is the deployed
+queue, the review Lambda target is the deployer's internal queue (see conftest), the archive
+is moto's archive of the deployed bus (its event count). moto has no retry or DLQ delivery for
+EventBridge; the review handler is tested on its own in tests/lambdas.
 """
 
 from __future__ import annotations
@@ -10,58 +11,44 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
-
-from tests.routing.moto_topology import add_pattern_probe, deploy_event_routing
-from tests.template_helpers import logical_id
-
-
-@pytest.fixture(scope="module")
-def stack(synthesized):
-    return synthesized["stacks"]["Conveyor-test-PaymentsRouting"]
-
-
-@pytest.fixture(scope="module")
-def template(synthesized, stack) -> dict[str, Any]:
-    return json.loads((synthesized["outdir"] / f"{stack.artifact_id}.template.json").read_text())
 
 
 @pytest.fixture
-def routing(aws_credentials, template, stack):
-    with mock_aws():
-        events = boto3.client("events", region_name="us-east-1")
-        sqs = boto3.client("sqs", region_name="us-east-1")
-        buses, probes = deploy_event_routing(template, events, sqs)
-        (bus,) = buses.values()
-        (archive,) = [
-            r for r in template["Resources"].values() if r["Type"] == "AWS::Events::Archive"
-        ]
-        add_pattern_probe(events, probes, bus, "archive", archive["Properties"]["EventPattern"])
-        names = {
-            "review": logical_id(stack, "HighValueReview/Function"),
-            "audit": logical_id(stack, "Audit"),
-            "archive": "archive",
+def routing(deployed):
+    routing = deployed("PaymentsRouting")
+    events = routing.client("events")
+    bus = routing.stack.outputs["EventBusName"]
+    review = routing.function_queue("payments.review.handler")
+    audit = routing.stack.outputs["AuditQueueUrl"]
+    (archive,) = [
+        r.physical_id for r in routing.stack.resources.values() if r.type == "AWS::Events::Archive"
+    ]
+    archived = [0]
+
+    def put(source: str, detail_type: str, detail: dict[str, Any]) -> None:
+        response = events.put_events(
+            Entries=[
+                {
+                    "Source": source,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": bus,
+                }
+            ]
+        )
+        assert response["FailedEntryCount"] == 0
+
+    def received() -> dict[str, int]:
+        count = int(events.describe_archive(ArchiveName=archive)["EventCount"])
+        new, archived[0] = count - archived[0], count
+        return {
+            "review": len(routing.drain(review)),
+            "audit": len(routing.drain(audit)),
+            "archive": new,
         }
 
-        def put(source: str, detail_type: str, detail: dict[str, Any]) -> None:
-            response = events.put_events(
-                Entries=[
-                    {
-                        "Source": source,
-                        "DetailType": detail_type,
-                        "Detail": json.dumps(detail),
-                        "EventBusName": bus,
-                    }
-                ]
-            )
-            assert response["FailedEntryCount"] == 0
-
-        def received() -> dict[str, int]:
-            return {name: len(probes.drain(probe)) for name, probe in names.items()}
-
-        yield put, received
+    return put, received
 
 
 def invoice(montant: float) -> dict[str, Any]:
