@@ -56,9 +56,9 @@ from conveyor.sandbox.providers.base import (
     Skipped,
     UnsupportedResource,
     physical_name,
-    short_id,
 )
 from conveyor.sandbox.providers.sqs import INTERNAL_QUEUE_PREFIX, internal_queue_name
+from conveyor.sandbox.providers.values import short_id
 
 __all__ = [
     "INTERNAL_QUEUE_PREFIX",

@@ -200,23 +200,16 @@ class Runtime:
 
     def _pump_route(self, stack: DeployedStack, route: Route) -> int:
         target = self._functions.get((stack.name, route.function_logical_id))
-        delivery = self._delivery
-        if target is None:
-            delivery.warn_once(
-                f"missing:{stack.name}:{route.source}",
-                stack=stack.name,
-                route=route,
-                problem=f"route target {route.function_logical_id} is not a deployed function",
-            )
-            return 0
         source = self._sources.get(route.kind)
-        if source is None:
-            delivery.warn_once(
-                f"kind:{stack.name}:{route.source}",
-                stack=stack.name,
-                route=route,
-                problem=f"unknown route kind {route.kind!r}",
+        delivery = self._delivery
+        if target is None or source is None:
+            key, problem = (
+                ("missing", f"route target {route.function_logical_id} is not a deployed function")
+                if target is None
+                else ("kind", f"unknown route kind {route.kind!r}")
             )
+            key = f"{key}:{stack.name}:{route.source}"
+            delivery.warn_once(key, stack=stack.name, route=route, problem=problem)
             return 0
         moved = 0
         try:

@@ -4,7 +4,8 @@ not execute in moto; the sandbox renders the ingest API's request mapping instea
 
 from __future__ import annotations
 
-from conveyor.sandbox.providers.base import ResourceProvider, Skipped, Synthetic, short_id
+from conveyor.sandbox.providers.base import ResourceProvider, Skipped, Synthetic
+from conveyor.sandbox.providers.values import short_id
 
 REASON = (
     "API Gateway integrations do not execute in moto; the sandbox renders the ingest API's "

@@ -9,16 +9,9 @@ from typing import Any
 
 from conveyor.sandbox.intrinsics import PARTITION
 from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource, FunctionSpec, Route
-from conveyor.sandbox.providers.base import (
-    ProviderContext,
-    ResourceProvider,
-    Skipped,
-    arn_service,
-    flag,
-    stable_uuid,
-    text,
-)
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, Skipped
 from conveyor.sandbox.providers.common import POLICY_REASON
+from conveyor.sandbox.providers.values import arn_service, flag, stable_uuid, text, words
 
 _FUNCTION_ARN = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:function:"
 
@@ -139,64 +132,42 @@ def _skipped_layer(skipped: Skipped) -> tuple[str, dict[str, str]]:
     return physical, {"LayerVersionArn": physical}
 
 
+_FUNCTION_PROPERTIES = frozenset(
+    words(
+        "Code Handler Runtime Timeout MemorySize Role Environment Layers LoggingConfig "
+        "Architectures Description Tags FunctionName TracingConfig ReservedConcurrentExecutions "
+        "EphemeralStorage RuntimeManagementConfig"
+    )
+)
+
+_EVENT_SOURCE_MAPPING_PROPERTIES = frozenset(
+    words(
+        "EventSourceArn FunctionName BatchSize MaximumBatchingWindowInSeconds "
+        "FunctionResponseTypes Enabled Tags ScalingConfig"
+    )
+)
+
+_EVENT_INVOKE_CONFIG_PROPERTIES = frozenset(
+    words("FunctionName Qualifier MaximumRetryAttempts MaximumEventAgeInSeconds DestinationConfig")
+)
+
 PROVIDERS = (
     ResourceProvider(
         "AWS::Lambda::Function",
         _lambda_function,
-        frozenset(
-            {
-                "Code",
-                "Handler",
-                "Runtime",
-                "Timeout",
-                "MemorySize",
-                "Role",
-                "Environment",
-                "Layers",
-                "LoggingConfig",
-                "Architectures",
-                "Description",
-                "Tags",
-                "FunctionName",
-                "TracingConfig",
-                "ReservedConcurrentExecutions",
-                "EphemeralStorage",
-                "RuntimeManagementConfig",
-            }
-        ),
+        _FUNCTION_PROPERTIES,
         _validate_function,
         name_limit=64,
         name_property="FunctionName",
         attributes=_skipped_function,
     ),
     ResourceProvider(
-        "AWS::Lambda::EventSourceMapping",
-        _event_source_mapping,
-        frozenset(
-            {
-                "EventSourceArn",
-                "FunctionName",
-                "BatchSize",
-                "MaximumBatchingWindowInSeconds",
-                "FunctionResponseTypes",
-                "Enabled",
-                "Tags",
-                "ScalingConfig",
-            }
-        ),
+        "AWS::Lambda::EventSourceMapping", _event_source_mapping, _EVENT_SOURCE_MAPPING_PROPERTIES
     ),
     ResourceProvider(
         "AWS::Lambda::EventInvokeConfig",
         _event_invoke_config,
-        frozenset(
-            {
-                "FunctionName",
-                "Qualifier",
-                "MaximumRetryAttempts",
-                "MaximumEventAgeInSeconds",
-                "DestinationConfig",
-            }
-        ),
+        _EVENT_INVOKE_CONFIG_PROPERTIES,
         _validate_destinations,
     ),
     ResourceProvider(

@@ -11,8 +11,6 @@ runs on the raw template before anything of the deployment is created.
 from __future__ import annotations
 
 import hashlib
-import json
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +20,7 @@ from botocore.config import Config
 from conveyor.sandbox.assembly import StackArtifact
 from conveyor.sandbox.intrinsics import Resolver
 from conveyor.sandbox.model import REGION, DeployedResource, DeployedStack, FunctionSpec
+from conveyor.sandbox.providers.values import flag, text
 
 DEFAULT_NAME_LIMIT = 255
 
@@ -51,7 +50,7 @@ class UnsupportedResource(Exception):
         self.reason = detail
 
 
-# -- names and values ----------------------------------------------------------------------
+# -- names -------------------------------------------------------------------------------
 
 
 def physical_name(
@@ -70,74 +69,6 @@ def physical_name(
     digest = hashlib.sha256(f"{stack}/{logical_id}".encode()).hexdigest()[:8]
     keep = max(limit - len(suffix) - len(digest) - 1, 1)
     return f"{base[:keep].rstrip('-.')}-{digest}{suffix}"
-
-
-def short_id(*parts: str, length: int = 10) -> str:
-    digest = hashlib.sha256("/".join(parts).encode()).hexdigest()
-    return digest[:length]
-
-
-def stable_uuid(*parts: str) -> str:
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, "conveyor-sandbox:" + "/".join(parts)))
-
-
-def tags(value: Any) -> dict[str, str]:
-    """CloudFormation tags (a ``[{Key, Value}]`` list or a map) as a map."""
-    if isinstance(value, dict):
-        return {str(k): str(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return {str(tag["Key"]): str(tag["Value"]) for tag in value if "Key" in tag}
-    return {}
-
-
-def add_tag_list(
-    request: dict[str, Any],
-    value: Any,
-    *,
-    key: str = "Tags",
-    names: tuple[str, str] = ("Key", "Value"),
-) -> None:
-    """Put ``value``'s tags into ``request[key]`` as an API tag list, when there are any."""
-    found = tags(value)
-    if found:
-        request[key] = [{names[0]: k, names[1]: v} for k, v in found.items()]
-
-
-def copy_present(request: dict[str, Any], props: Mapping[str, Any], keys: tuple[str, ...]) -> None:
-    """Copy the ``keys`` that have a truthy value in ``props`` into ``request``."""
-    for key in keys:
-        if props.get(key):
-            request[key] = props[key]
-
-
-def flag(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    return bool(value)
-
-
-def text(value: Any) -> str:
-    """An attribute value as the AWS APIs take it: booleans lowercase, objects as JSON."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value)
-    return str(value)
-
-
-def pattern_text(pattern: Any) -> str:
-    """An event pattern as the API takes it (a JSON string)."""
-    return pattern if isinstance(pattern, str) else json.dumps(pattern)
-
-
-def arn_service(arn: str) -> str:
-    parts = arn.split(":", 5)
-    return parts[2] if len(parts) > 2 and parts[0] == "arn" else ""
-
-
-def arn_resource(arn: str) -> str:
-    parts = arn.split(":", 5)
-    return parts[5] if len(parts) > 5 else ""
 
 
 # -- deployment state ----------------------------------------------------------------------
@@ -227,6 +158,18 @@ class ProviderContext:
             attributes={k: str(v) for k, v in attrs.items() if v is not None},
             properties=props,
         )
+
+    def fifo_name_and_attributes(
+        self, props: Mapping[str, Any], *, name_key: str, fifo_key: str, keys: tuple[str, ...]
+    ) -> tuple[bool, str, dict[str, str]]:
+        """A queue's or topic's FIFO flag, name (``.fifo`` when FIFO) and API attributes (the
+        ``keys`` present in ``props``; the FIFO flag only when true)."""
+        fifo = flag(props.get(fifo_key, False))
+        name = self.name(props.get(name_key), suffix=".fifo" if fifo else "")
+        attributes = {key: text(props[key]) for key in keys if key in props}
+        if not fifo:
+            attributes.pop(fifo_key, None)
+        return fifo, name, attributes
 
     def function_for(self, reference: str, prop: str) -> FunctionSpec:
         """The function a ``FunctionName``/``Endpoint``/target ``Arn`` names (name, ARN,

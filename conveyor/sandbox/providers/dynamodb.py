@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor.sandbox.model import REGION, DeployedResource
-from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, add_tag_list, flag
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
+from conveyor.sandbox.providers.values import add_tag_list, flag, words
 
 _DEFAULT_THROUGHPUT = {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
 _INDEX_KEYS = ("IndexName", "KeySchema", "Projection")
@@ -110,17 +111,10 @@ def _dynamodb_table(ctx: ProviderContext, props: dict[str, Any]) -> DeployedReso
 
 
 _COMMON = frozenset(
-    {
-        "TableName",
-        "AttributeDefinitions",
-        "KeySchema",
-        "BillingMode",
-        "SSESpecification",
-        "TimeToLiveSpecification",
-        "GlobalSecondaryIndexes",
-        "LocalSecondaryIndexes",
-        "StreamSpecification",
-    }
+    words(
+        "TableName AttributeDefinitions KeySchema BillingMode SSESpecification "
+        "TimeToLiveSpecification GlobalSecondaryIndexes LocalSecondaryIndexes StreamSpecification"
+    )
 )
 
 PROVIDERS = (

@@ -9,36 +9,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor.sandbox.intrinsics import PARTITION
-from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource, Route
-from conveyor.sandbox.providers.base import (
-    ProviderContext,
-    ResourceProvider,
-    Skipped,
+from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, Skipped
+from conveyor.sandbox.providers.common import POLICY_REASON
+from conveyor.sandbox.providers.sqs import route_through_internal_queue
+from conveyor.sandbox.providers.values import (
     add_tag_list,
     arn_resource,
     arn_service,
     copy_present,
     pattern_text,
     stable_uuid,
+    words,
 )
-from conveyor.sandbox.providers.common import POLICY_REASON
-from conveyor.sandbox.providers.sqs import create_internal_queue, internal_queue_name
 
 _EVENTS_ARN = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT_ID}"
 _NO_HTTP = "API destinations (HTTP calls to third parties) are not made"
 _TARGET_KEYS = frozenset(
-    {
-        "Id",
-        "Arn",
-        "RoleArn",
-        "DeadLetterConfig",
-        "RetryPolicy",
-        "SqsParameters",
-        "Input",
-        "InputPath",
-        "InputTransformer",
-        "HttpParameters",
-    }
+    words(
+        "Id Arn RoleArn DeadLetterConfig RetryPolicy SqsParameters Input InputPath "
+        "InputTransformer HttpParameters"
+    )
 )
 
 
@@ -94,19 +85,7 @@ def _function_target(ctx: ProviderContext, target: dict[str, Any], arn: str) -> 
     """An internal queue in place of the function, and a route from it."""
     target_id = str(target.get("Id", ""))
     function = ctx.function_for(arn, f"Targets[{target_id}].Arn")
-    url, queue_arn = create_internal_queue(
-        ctx, internal_queue_name(ctx.stack_name, ctx.logical_id, target_id), fifo=False
-    )
-    ctx.stack.routes.append(
-        Route(
-            kind="events",
-            source=ctx.logical_id,
-            queue_url=url,
-            queue_arn=queue_arn,
-            function_logical_id=function.logical_id,
-            batch_size=1,  # EventBridge invokes a function with one event
-        )
-    )
+    _, queue_arn = route_through_internal_queue(ctx, "events", function, ctx.logical_id, target_id)
     target = {k: v for k, v in target.items() if k not in ("RoleArn",)}
     target["Arn"] = queue_arn
     return target
@@ -173,45 +152,31 @@ def _skipped_discoverer(skipped: Skipped) -> tuple[str, dict[str, str]]:
     return physical, {"DiscovererArn": physical, "DiscovererId": skipped.short}
 
 
+_BUS_PROPERTIES = frozenset({"Name", "Tags", "Description", "KmsKeyIdentifier", "EventSourceName"})
+
+_RULE_PROPERTIES = frozenset(
+    words(
+        "Name Description EventBusName EventPattern ScheduleExpression State Tags Targets RoleArn"
+    )
+)
+
+_ARCHIVE_PROPERTIES = frozenset(
+    words("ArchiveName Description EventPattern KmsKeyIdentifier RetentionDays SourceArn")
+)
+
 PROVIDERS = (
-    ResourceProvider(
-        "AWS::Events::EventBus",
-        _event_bus,
-        frozenset({"Name", "Tags", "Description", "KmsKeyIdentifier", "EventSourceName"}),
-        name_limit=256,
-    ),
+    ResourceProvider("AWS::Events::EventBus", _event_bus, _BUS_PROPERTIES, name_limit=256),
     ResourceProvider(
         "AWS::Events::Rule",
         _event_rule,
-        frozenset(
-            {
-                "Name",
-                "Description",
-                "EventBusName",
-                "EventPattern",
-                "ScheduleExpression",
-                "State",
-                "Tags",
-                "Targets",
-                "RoleArn",
-            }
-        ),
+        _RULE_PROPERTIES,
         _validate_rule,
         name_limit=64,
     ),
     ResourceProvider(
         "AWS::Events::Archive",
         _event_archive,
-        frozenset(
-            {
-                "ArchiveName",
-                "Description",
-                "EventPattern",
-                "KmsKeyIdentifier",
-                "RetentionDays",
-                "SourceArn",
-            }
-        ),
+        _ARCHIVE_PROPERTIES,
         name_limit=48,
     ),
     ResourceProvider("AWS::Events::EventBusPolicy", skip_reason=POLICY_REASON),

@@ -5,14 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor.sandbox.model import DeployedResource
-from conveyor.sandbox.providers.base import (
-    ProviderContext,
-    ResourceProvider,
-    add_tag_list,
-    copy_present,
-    flag,
-    text,
-)
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
+from conveyor.sandbox.providers.values import add_tag_list, copy_present, flag, text, words
 
 
 def _kms_key(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
@@ -20,10 +14,9 @@ def _kms_key(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     copy_present(request, props, ("Description", "KeyUsage", "KeySpec", "Origin"))
     if "KeyPolicy" in props:
         request["Policy"] = text(props["KeyPolicy"])
-    if "MultiRegion" in props:
-        request["MultiRegion"] = flag(props["MultiRegion"])
-    if "BypassPolicyLockoutSafetyCheck" in props:
-        request["BypassPolicyLockoutSafetyCheck"] = flag(props["BypassPolicyLockoutSafetyCheck"])
+    for key in ("MultiRegion", "BypassPolicyLockoutSafetyCheck"):
+        if key in props:
+            request[key] = flag(props[key])
     add_tag_list(request, props.get("Tags"), names=("TagKey", "TagValue"))
     kms = ctx.client("kms")
     metadata = kms.create_key(**request)["KeyMetadata"]
@@ -44,27 +37,15 @@ def _kms_alias(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     return ctx.resource(name, props)
 
 
+_KEY_PROPERTIES = frozenset(
+    words(
+        "Description EnableKeyRotation KeyPolicy Tags KeySpec KeyUsage Enabled MultiRegion "
+        "PendingWindowInDays RotationPeriodInDays Origin BypassPolicyLockoutSafetyCheck"
+    )
+)
+
 PROVIDERS = (
-    ResourceProvider(
-        "AWS::KMS::Key",
-        _kms_key,
-        frozenset(
-            {
-                "Description",
-                "EnableKeyRotation",
-                "KeyPolicy",
-                "Tags",
-                "KeySpec",
-                "KeyUsage",
-                "Enabled",
-                "MultiRegion",
-                "PendingWindowInDays",
-                "RotationPeriodInDays",
-                "Origin",
-                "BypassPolicyLockoutSafetyCheck",
-            }
-        ),
-    ),
+    ResourceProvider("AWS::KMS::Key", _kms_key, _KEY_PROPERTIES),
     ResourceProvider(
         "AWS::KMS::Alias", _kms_alias, frozenset({"AliasName", "TargetKeyId"}), name_limit=256
     ),

@@ -6,7 +6,8 @@ from typing import Any
 
 from conveyor.sandbox.intrinsics import PARTITION
 from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource
-from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, tags
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
+from conveyor.sandbox.providers.values import tags
 
 
 def _log_group(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
@@ -27,11 +28,6 @@ def _log_group(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     return ctx.resource(name, props, Arn=arn)
 
 
-PROVIDERS = (
-    ResourceProvider(
-        "AWS::Logs::LogGroup",
-        _log_group,
-        frozenset({"LogGroupName", "RetentionInDays", "Tags", "KmsKeyId", "LogGroupClass"}),
-        name_limit=512,
-    ),
-)
+_PROPERTIES = frozenset({"LogGroupName", "RetentionInDays", "Tags", "KmsKeyId", "LogGroupClass"})
+
+PROVIDERS = (ResourceProvider("AWS::Logs::LogGroup", _log_group, _PROPERTIES, name_limit=512),)

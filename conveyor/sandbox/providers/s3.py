@@ -9,16 +9,14 @@ from typing import Any
 
 from conveyor.sandbox.intrinsics import PARTITION, URL_SUFFIX
 from conveyor.sandbox.model import REGION, DeployedResource
-from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, flag, tags
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
 from conveyor.sandbox.providers.common import POLICY_REASON
+from conveyor.sandbox.providers.values import flag, tags, words
 
 _DOCKER = "moto would invoke the function through Docker"
 _INLINE_KEYS = ("QueueConfigurations", "TopicConfigurations", "EventBridgeConfiguration")
-_CUSTOM_KEYS = (
-    "QueueConfigurations",
-    "TopicConfigurations",
-    "LambdaFunctionConfigurations",
-    "EventBridgeConfiguration",
+_CUSTOM_KEYS = words(
+    "QueueConfigurations TopicConfigurations LambdaFunctionConfigurations EventBridgeConfiguration"
 )
 
 
@@ -148,41 +146,37 @@ def _validate_bucket_notifications(ctx: ProviderContext, props: Mapping[str, Any
             raise ctx.unsupported(f"NotificationConfiguration.{key}")
 
 
+_BUCKET_PROPERTIES = frozenset(
+    words(
+        "BucketName BucketEncryption LifecycleConfiguration LoggingConfiguration "
+        "OwnershipControls PublicAccessBlockConfiguration Tags VersioningConfiguration "
+        "NotificationConfiguration CorsConfiguration IntelligentTieringConfigurations "
+        "MetricsConfigurations"
+    )
+)
+
+_S3_BUCKET_NOTIFICATIONS_PROPERTIES = frozenset(
+    {
+        "ServiceToken",
+        "BucketName",
+        "NotificationConfiguration",
+        "Managed",
+        "SkipDestinationValidation",
+    }
+)
+
 PROVIDERS = (
     ResourceProvider(
         "AWS::S3::Bucket",
         _s3_bucket,
-        frozenset(
-            {
-                "BucketName",
-                "BucketEncryption",
-                "LifecycleConfiguration",
-                "LoggingConfiguration",
-                "OwnershipControls",
-                "PublicAccessBlockConfiguration",
-                "Tags",
-                "VersioningConfiguration",
-                "NotificationConfiguration",
-                "CorsConfiguration",
-                "IntelligentTieringConfigurations",
-                "MetricsConfigurations",
-            }
-        ),
+        _BUCKET_PROPERTIES,
         _validate_inline_notifications,
         name_limit=63,
     ),
     ResourceProvider(
         "Custom::S3BucketNotifications",
         _bucket_notifications,
-        frozenset(
-            {
-                "ServiceToken",
-                "BucketName",
-                "NotificationConfiguration",
-                "Managed",
-                "SkipDestinationValidation",
-            }
-        ),
+        _S3_BUCKET_NOTIFICATIONS_PROPERTIES,
         _validate_bucket_notifications,
         provider_note="; the deployer applies the bucket notifications itself",
     ),

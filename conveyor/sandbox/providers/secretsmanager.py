@@ -7,23 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor.sandbox.model import DeployedResource
-from conveyor.sandbox.providers.base import (
-    ProviderContext,
-    ResourceProvider,
-    add_tag_list,
-    copy_present,
-    flag,
-    text,
-)
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
+from conveyor.sandbox.providers.values import add_tag_list, copy_present, flag, text, words
 
-_GENERATE_FLAGS = (
-    "ExcludeCharacters",
-    "ExcludeLowercase",
-    "ExcludeNumbers",
-    "ExcludePunctuation",
-    "ExcludeUppercase",
-    "IncludeSpace",
-    "RequireEachIncludedType",
+_GENERATE_FLAGS = words(
+    "ExcludeCharacters ExcludeLowercase ExcludeNumbers ExcludePunctuation ExcludeUppercase "
+    "IncludeSpace RequireEachIncludedType"
 )
 
 

@@ -7,27 +7,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from conveyor.sandbox.model import REGION, DeployedResource, Route
-from conveyor.sandbox.providers.base import (
-    ProviderContext,
-    ResourceProvider,
-    flag,
-    stable_uuid,
-    tags,
-    text,
-)
+from conveyor.sandbox.model import REGION, DeployedResource
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
 from conveyor.sandbox.providers.common import POLICY_REASON
-from conveyor.sandbox.providers.sqs import create_internal_queue, internal_queue_name
+from conveyor.sandbox.providers.sqs import route_through_internal_queue
+from conveyor.sandbox.providers.values import flag, stable_uuid, tags, text, words
 
-TOPIC_ATTRIBUTES = (
-    "ContentBasedDeduplication",
-    "DisplayName",
-    "FifoTopic",
-    "KmsMasterKeyId",
-    "SignatureVersion",
-    "TracingConfig",
-    "ArchivePolicy",
-    "FifoThroughputScope",
+TOPIC_ATTRIBUTES = words(
+    "ContentBasedDeduplication DisplayName FifoTopic KmsMasterKeyId SignatureVersion "
+    "TracingConfig ArchivePolicy FifoThroughputScope"
 )
 
 _SKIPPED_PROTOCOLS = {
@@ -42,11 +30,9 @@ _SKIPPED_PROTOCOLS = {
 
 
 def _sns_topic(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
-    fifo = flag(props.get("FifoTopic", False))
-    name = ctx.name(props.get("TopicName"), suffix=".fifo" if fifo else "")
-    attributes = {key: text(props[key]) for key in TOPIC_ATTRIBUTES if key in props}
-    if not fifo:
-        attributes.pop("FifoTopic", None)
+    _, name, attributes = ctx.fifo_name_and_attributes(
+        props, name_key="TopicName", fifo_key="FifoTopic", keys=TOPIC_ATTRIBUTES
+    )
     tag_list = [{"Key": k, "Value": v} for k, v in tags(props.get("Tags")).items()]
     response = ctx.client("sns").create_topic(Name=name, Attributes=attributes, Tags=tag_list)
     arn = str(response["TopicArn"])
@@ -79,21 +65,8 @@ def _function_subscription(ctx: ProviderContext, props: dict[str, Any]) -> Deplo
     """A function's subscription: an internal queue subscribed in its place, and a route."""
     function = ctx.function_for(str(props.get("Endpoint", "")), "Endpoint")
     fifo = str(props.get("TopicArn", "")).endswith(".fifo")
-    url, queue_arn = create_internal_queue(
-        ctx, internal_queue_name(ctx.stack_name, ctx.logical_id, fifo=fifo), fifo=fifo
-    )
+    url, queue_arn = route_through_internal_queue(ctx, "sns", function, ctx.logical_id, fifo=fifo)
     arn = _subscribe(ctx, props, queue_arn, raw=False)
-    ctx.stack.routes.append(
-        Route(
-            kind="sns",
-            source=ctx.logical_id,
-            queue_url=url,
-            queue_arn=queue_arn,
-            function_logical_id=function.logical_id,
-            batch_size=1,  # SNS invokes a function with one record
-            fifo=fifo,
-        )
-    )
     return ctx.resource(arn, props, Arn=arn, InternalQueueUrl=url)
 
 
@@ -115,29 +88,17 @@ def _sns_subscription(ctx: ProviderContext, props: dict[str, Any]) -> DeployedRe
     raise ctx.unsupported("Protocol", f"protocol {protocol!r} is not supported by the sandbox")
 
 
+_TOPIC_PROPERTIES = frozenset({"TopicName", "Tags", *TOPIC_ATTRIBUTES})
+
+_SUBSCRIPTION_PROPERTIES = frozenset(
+    words(
+        "Protocol Endpoint TopicArn FilterPolicy FilterPolicyScope RawMessageDelivery "
+        "RedrivePolicy Region DeliveryPolicy"
+    )
+)
+
 PROVIDERS = (
-    ResourceProvider(
-        "AWS::SNS::Topic",
-        _sns_topic,
-        frozenset({"TopicName", "Tags", *TOPIC_ATTRIBUTES}),
-        name_limit=256,
-    ),
-    ResourceProvider(
-        "AWS::SNS::Subscription",
-        _sns_subscription,
-        frozenset(
-            {
-                "Protocol",
-                "Endpoint",
-                "TopicArn",
-                "FilterPolicy",
-                "FilterPolicyScope",
-                "RawMessageDelivery",
-                "RedrivePolicy",
-                "Region",
-                "DeliveryPolicy",
-            }
-        ),
-    ),
+    ResourceProvider("AWS::SNS::Topic", _sns_topic, _TOPIC_PROPERTIES, name_limit=256),
+    ResourceProvider("AWS::SNS::Subscription", _sns_subscription, _SUBSCRIPTION_PROPERTIES),
     ResourceProvider("AWS::SNS::TopicPolicy", skip_reason=POLICY_REASON),
 )

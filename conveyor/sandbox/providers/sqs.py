@@ -5,35 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.sandbox.model import DeployedResource
-from conveyor.sandbox.providers.base import (
-    ProviderContext,
-    ResourceProvider,
-    flag,
-    physical_name,
-    tags,
-    text,
-)
+from conveyor.sandbox.model import DeployedResource, FunctionSpec, Route
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, physical_name
 from conveyor.sandbox.providers.common import POLICY_REASON
+from conveyor.sandbox.providers.values import tags, words
 
 INTERNAL_QUEUE_PREFIX = "sbx-"
 QUEUE_NAME_LIMIT = 80
 
-QUEUE_ATTRIBUTES = (
-    "ContentBasedDeduplication",
-    "DeduplicationScope",
-    "DelaySeconds",
-    "FifoQueue",
-    "FifoThroughputLimit",
-    "KmsDataKeyReusePeriodSeconds",
-    "KmsMasterKeyId",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "ReceiveMessageWaitTimeSeconds",
-    "RedriveAllowPolicy",
-    "RedrivePolicy",
-    "SqsManagedSseEnabled",
-    "VisibilityTimeout",
+QUEUE_ATTRIBUTES = words(
+    "ContentBasedDeduplication DeduplicationScope DelaySeconds FifoQueue FifoThroughputLimit "
+    "KmsDataKeyReusePeriodSeconds KmsMasterKeyId MaximumMessageSize MessageRetentionPeriod "
+    "ReceiveMessageWaitTimeSeconds RedriveAllowPolicy RedrivePolicy SqsManagedSseEnabled "
+    "VisibilityTimeout"
 )
 
 
@@ -70,22 +54,39 @@ def create_internal_queue(ctx: ProviderContext, name: str, *, fifo: bool) -> tup
     return _create_queue(ctx, name, attributes, fifo=fifo)
 
 
+def route_through_internal_queue(
+    ctx: ProviderContext, kind: str, function: FunctionSpec, *parts: str, fifo: bool = False
+) -> tuple[str, str]:
+    """An internal queue ``sbx-<stack>-<parts>`` in place of ``function`` as the target of
+    the resource being deployed, and a ``Route(kind)`` from it to the function (one event
+    per invocation, as SNS and EventBridge invoke); returns the queue's (url, arn)."""
+    name = internal_queue_name(ctx.stack_name, *parts, fifo=fifo)
+    url, arn = create_internal_queue(ctx, name, fifo=fifo)
+    ctx.stack.routes.append(
+        Route(
+            kind=kind,
+            source=ctx.logical_id,
+            queue_url=url,
+            queue_arn=arn,
+            function_logical_id=function.logical_id,
+            batch_size=1,
+            fifo=fifo,
+        )
+    )
+    return url, arn
+
+
 def _sqs_queue(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
-    fifo = flag(props.get("FifoQueue", False))
-    name = ctx.name(props.get("QueueName"), suffix=".fifo" if fifo else "")
-    attributes = {key: text(props[key]) for key in QUEUE_ATTRIBUTES if key in props}
-    if not fifo:
-        attributes.pop("FifoQueue", None)
+    fifo, name, attributes = ctx.fifo_name_and_attributes(
+        props, name_key="QueueName", fifo_key="FifoQueue", keys=QUEUE_ATTRIBUTES
+    )
     url, arn = _create_queue(ctx, name, attributes, fifo=fifo, tags=tags(props.get("Tags")))
     return ctx.resource(url, props, Arn=arn, QueueName=name, QueueUrl=url)
 
 
+_QUEUE_PROPERTIES = frozenset({"QueueName", "Tags", *QUEUE_ATTRIBUTES})
+
 PROVIDERS = (
-    ResourceProvider(
-        "AWS::SQS::Queue",
-        _sqs_queue,
-        frozenset({"QueueName", "Tags", *QUEUE_ATTRIBUTES}),
-        name_limit=QUEUE_NAME_LIMIT,
-    ),
+    ResourceProvider("AWS::SQS::Queue", _sqs_queue, _QUEUE_PROPERTIES, name_limit=QUEUE_NAME_LIMIT),
     ResourceProvider("AWS::SQS::QueuePolicy", skip_reason=POLICY_REASON),
 )

@@ -5,13 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from conveyor.sandbox.model import DeployedResource
-from conveyor.sandbox.providers.base import (
-    ProviderContext,
-    ResourceProvider,
-    add_tag_list,
-    copy_present,
-    text,
-)
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
+from conveyor.sandbox.providers.values import add_tag_list, copy_present, text, words
 
 
 def _ssm_parameter(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
@@ -27,23 +22,15 @@ def _ssm_parameter(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResou
     return ctx.resource(name, props, Type=request["Type"], Value=request["Value"])
 
 
+_PARAMETER_PROPERTIES = frozenset(
+    words("Name Type Value Description Tier Tags AllowedPattern DataType Policies")
+)
+
 PROVIDERS = (
     ResourceProvider(
         "AWS::SSM::Parameter",
         _ssm_parameter,
-        frozenset(
-            {
-                "Name",
-                "Type",
-                "Value",
-                "Description",
-                "Tier",
-                "Tags",
-                "AllowedPattern",
-                "DataType",
-                "Policies",
-            }
-        ),
+        _PARAMETER_PROPERTIES,
         name_limit=1011,
     ),
 )

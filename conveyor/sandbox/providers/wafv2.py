@@ -6,7 +6,8 @@ from __future__ import annotations
 from conveyor.sandbox.intrinsics import PARTITION
 from conveyor.sandbox.model import ACCOUNT_ID, REGION
 from conveyor.sandbox.providers.apigateway import REASON
-from conveyor.sandbox.providers.base import ResourceProvider, Skipped, stable_uuid
+from conveyor.sandbox.providers.base import ResourceProvider, Skipped
+from conveyor.sandbox.providers.values import stable_uuid
 
 
 def _web_acl(skipped: Skipped) -> tuple[str, dict[str, str]]:

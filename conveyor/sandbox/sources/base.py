@@ -187,22 +187,37 @@ class Delivery:
     ) -> InvocationResult:
         """Invoke ``target`` with a private JSON copy of ``event``; trace and count it."""
         payload = json.loads(json.dumps(event))  # the handler gets its own copy, JSON only
+        details = {
+            "request_id": request_id,
+            "attempt": attempt,
+            "records": records,
+            "cold_start": target.handler is None,
+        }
+        self._emit_invocation("invoke", target, route, message_ids, details)
+        result = target.invoke(payload, request_id=request_id, attempt=attempt)
+        self._result(target, result, route, message_ids, records)
+        return result
+
+    def _emit_invocation(
+        self,
+        kind: str,
+        target: ExecutionEnvironment,
+        route: Route | None,
+        message_ids: tuple[str, ...],
+        details: dict[str, Any],
+        result: InvocationResult | None = None,
+    ) -> None:
+        """An ``invoke`` or ``result`` trace (a direct invocation has no route)."""
         self.emit(
-            "invoke",
+            kind,
             stack=target.stack,
             route=route,
             function=target.spec.logical_id,
             message_ids=message_ids,
-            details={
-                "request_id": request_id,
-                "attempt": attempt,
-                "records": records,
-                "cold_start": target.handler is None,
-            },
+            duration_ms=result.duration_ms if result is not None else None,
+            details=details,
+            invocation=result,
         )
-        result = target.invoke(payload, request_id=request_id, attempt=attempt)
-        self._result(target, result, route, message_ids, records)
-        return result
 
     def _result(
         self,
@@ -219,16 +234,7 @@ class Delivery:
         if result.error is not None:
             details["error_type"] = result.error.type
             details["error_message"] = result.error.message[:300]
-        self.emit(
-            "result",
-            stack=target.stack,
-            route=route,
-            function=target.spec.logical_id,
-            message_ids=message_ids,
-            duration_ms=result.duration_ms,
-            details=details,
-            invocation=result,
-        )
+        self._emit_invocation("result", target, route, message_ids, details, result)
         if self.report is not None:
             stats = self.stats(target)
             stats.invocations += 1
