@@ -23,7 +23,7 @@ import sys
 import time
 import types
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import boto3
@@ -34,7 +34,7 @@ from conveyor.sandbox.execution import FAKE_CREDENTIALS, ExecutionEnvironment, H
 from conveyor.sandbox.execution.isolation import FINDER
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.moto_patches import speed_up_moto_sqs
-from conveyor.sandbox.sources import EVENT_SOURCES, Delivery, EventSource
+from conveyor.sandbox.sources import EVENT_SOURCES, Delivery, EventSource, EventSourceFactory
 from conveyor.sandbox.sources.async_invoke import DEFAULT_MAX_RETRY_ATTEMPTS
 from conveyor.sandbox.traces import (
     TRACE_KINDS,
@@ -75,6 +75,10 @@ class Runtime:
         back, are retried and reach the DLQ); False does what AWS does, deletes the batch (the
         "failed" messages are lost). Both emit a warning.
 
+    :param event_sources: the sources that deliver the routes, one per ``Route.kind``
+        (default :data:`~conveyor.sandbox.sources.EVENT_SOURCES`); see
+        :class:`~conveyor.sandbox.sources.EventSource`.
+
     Not thread-safe: one pump or invoke at a time.
     """
 
@@ -87,6 +91,7 @@ class Runtime:
         on_event: Callable[[TraceEvent], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         fail_unflagged_batch_failures: bool = True,
+        event_sources: Sequence[EventSourceFactory] = EVENT_SOURCES,
     ) -> None:
         self.deployment = deployment
         self._region = deployment.region
@@ -112,7 +117,7 @@ class Runtime:
             clock=clock,
             fail_unflagged_batch_failures=fail_unflagged_batch_failures,
         )
-        sources = [make(self._delivery) for make in EVENT_SOURCES]
+        sources = [make(self._delivery) for make in event_sources]
         self._sources: dict[str, EventSource] = {source.kind: source for source in sources}
         if FINDER not in sys.meta_path:
             sys.meta_path.insert(0, FINDER)
