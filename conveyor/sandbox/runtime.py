@@ -74,7 +74,6 @@ class Runtime:
         mapping lacks ``ReportBatchItemFailures``: True fails the whole batch (the messages come
         back, are retried and reach the DLQ); False does what AWS does, deletes the batch (the
         "failed" messages are lost). Both emit a warning.
-
     :param event_sources: the sources that deliver the routes, one per ``Route.kind``
         (default :data:`~conveyor.sandbox.sources.EVENT_SOURCES`); see
         :class:`~conveyor.sandbox.sources.EventSource`.
@@ -133,7 +132,7 @@ class Runtime:
         return self._delivery.invoke(target, event, request_id=str(uuid.uuid4()), attempt=1)
 
     def pump(self, *, until_idle: bool = True, max_rounds: int = 1000) -> PumpReport:
-        """Deliver the pending messages of every route; see the module docstring.
+        """Deliver the pending messages of every route (each by the source of its kind).
 
         Each round takes up to 10 batches from every route. ``until_idle``: repeat until a
         round moves nothing and no failed record is waiting to become visible again
