@@ -472,7 +472,7 @@ def _mock_aws() -> Any:
 
 
 def soak(assembly: Path, total: int = SOAK_MESSAGES, chunk: int = CHUNK) -> dict[str, Any]:
-    from conveyor.sandbox.runtime import speed_up_moto_sqs
+    from conveyor.sandbox.moto_patches import speed_up_moto_sqs
 
     undo = speed_up_moto_sqs()
     try:
@@ -649,7 +649,8 @@ def throughput(
     runs: int = THROUGHPUT_RUNS,
     chunk: int = CHUNK,
 ) -> dict[str, Any]:
-    from conveyor.sandbox.runtime import LambdaContext, speed_up_moto_sqs
+    from conveyor.sandbox.execution import LambdaContext
+    from conveyor.sandbox.moto_patches import speed_up_moto_sqs
 
     undo = speed_up_moto_sqs()
     try:

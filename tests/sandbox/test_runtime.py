@@ -15,13 +15,14 @@ import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import boto3
 import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from conveyor.sandbox.execution import ExecutionEnvironment
 from conveyor.sandbox.model import (
     ACCOUNT_ID,
     REGION,
@@ -31,7 +32,9 @@ from conveyor.sandbox.model import (
     FunctionSpec,
     Route,
 )
-from conveyor.sandbox.runtime import Runtime, TraceEvent, speed_up_moto_sqs
+from conveyor.sandbox.moto_patches import speed_up_moto_sqs
+from conveyor.sandbox.runtime import Runtime, TraceEvent
+from conveyor.sandbox.sources import EVENT_SOURCES, Delivery
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "Sandbox"
@@ -1197,3 +1200,86 @@ def test_against_a_moto_server(
         if runtime is not None:
             runtime.close()
         server.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# The event-source seam
+
+
+class StreamSource:
+    """A minimal event source (a stand-in for Kinesis or DynamoDB Streams): its "shard" is a
+    list of records; one batch per pump."""
+
+    kind = "stream"
+    shard: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, delivery: Delivery) -> None:
+        self.delivery = delivery
+        self.settled = 0
+
+    def pump(self, stack: DeployedStack, route: Route, target: ExecutionEnvironment) -> int:
+        batch = self.shard[: route.batch_size]
+        if not batch:
+            return 0
+        del self.shard[: len(batch)]
+        ids = tuple(str(r["sequenceNumber"]) for r in batch)
+        self.delivery.trace("receive", stack, route, target, ids, details={"records": len(batch)})
+        self.delivery.count(messages_received=len(batch))
+        result = self.delivery.invoke(
+            target,
+            {"Records": batch},
+            request_id="r-1",
+            attempt=1,
+            route=route,
+            message_ids=ids,
+            records=len(batch),
+        )
+        self.delivery.count(records_processed=len(batch) if result.ok else 0)
+        return len(batch)
+
+    def settle(self) -> int:
+        self.settled += 1
+        return 0
+
+
+def test_an_event_source_plugs_in_through_the_registry(
+    probe: Probe, make_runtime: Callable[..., Runtime], traces: list[TraceEvent]
+) -> None:
+    fn = function(
+        probe.code_dir, "Reader", "probe_pkg.handler.capture", {"PROBE_LOG": str(probe.log)}
+    )
+    route = Route(
+        kind="stream",
+        source="ReaderStreamMapping",
+        queue_url="",
+        queue_arn="arn:aws:kinesis:us-east-1:123456789012:stream/s",
+        function_logical_id="Reader",
+        batch_size=2,
+    )
+    StreamSource.shard = [{"sequenceNumber": n, "data": f"d{n}"} for n in range(3)]
+    runtime = make_runtime(deployment([fn], [route]), event_sources=(*EVENT_SOURCES, StreamSource))
+
+    report = runtime.pump()
+
+    assert [len(e["event"]["Records"]) for e in probe.entries()] == [2, 1]
+    assert (report.messages_received, report.records_processed, report.invocations) == (3, 3, 2)
+    assert report.idle
+    assert report.functions["Reader"].records == 3
+    receives = kinds(traces, "receive")
+    assert [(t.route, t.function, t.message_ids) for t in receives] == [
+        ("ReaderStreamMapping", "Reader", ("0", "1")),
+        ("ReaderStreamMapping", "Reader", ("2",)),
+    ]
+    assert [t.kind for t in traces if t.kind in ("invoke", "result")] == ["invoke", "result"] * 2
+
+
+def test_a_route_kind_without_a_source_is_a_warning(
+    probe: Probe, make_runtime: Callable[..., Runtime], traces: list[TraceEvent]
+) -> None:
+    fn = function(probe.code_dir, "Reader", "probe_pkg.handler.capture", {})
+    route = Route("stream", "ReaderStreamMapping", "", "", "Reader")
+
+    make_runtime(deployment([fn], [route])).pump()
+
+    (warning,) = kinds(traces, "warning")
+    assert warning.details == {"problem": "unknown route kind 'stream'"}

@@ -1,0 +1,242 @@
+"""Lambda event shapes: what a handler receives from each event source, as AWS builds it.
+
+Small pure functions (no AWS calls, no clock unless you leave ``timestamp`` out) that the
+sandbox's event sources use and that tests can reuse to build the events a handler gets:
+
+- SQS event source mapping: :func:`sqs_record` (one record from a boto3 ``ReceiveMessage``
+  message, with :func:`sqs_message_attribute` for each attribute) and :func:`sqs_event`;
+- SNS → Lambda: :func:`sns_notification` (the ``Sns`` object from the SNS envelope an SQS
+  subscription receives), :func:`sns_notification_from_sqs_message` (the fallback when the
+  message is not an envelope) and :func:`sns_event`;
+- EventBridge → Lambda: :func:`eventbridge_event` (the event with ``account`` where
+  EventBridge puts it) and :func:`eventbridge_event_id`;
+- asynchronous invocation: :func:`async_failure_record`, the record an on-failure
+  destination receives after the retries.
+
+S3 notification records are built by moto itself (the deployer configures the bucket), so
+there is no function for them here.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "async_failure_record",
+    "eventbridge_event",
+    "eventbridge_event_id",
+    "iso_timestamp",
+    "parse_sns_envelope",
+    "sns_event",
+    "sns_notification",
+    "sns_notification_from_sqs_message",
+    "sqs_event",
+    "sqs_message_attribute",
+    "sqs_record",
+]
+
+
+def iso_timestamp(now: datetime | None = None) -> str:
+    """``2026-12-02T03:04:05.678Z``: the timestamps of SNS and destination records."""
+    moment = now or datetime.now(UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _b64(value: bytes | str) -> str:
+    return base64.b64encode(value if isinstance(value, bytes) else value.encode()).decode()
+
+
+# -- SQS -----------------------------------------------------------------------------------
+
+
+def sqs_message_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
+    """boto3's SQS message attribute -> the shape of Lambda's SQS event
+    (``stringValue``/``binaryValue`` base64, list values, ``dataType``)."""
+    attribute: dict[str, Any] = {}
+    if "StringValue" in value:
+        attribute["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        attribute["binaryValue"] = _b64(value["BinaryValue"])
+    attribute["stringListValues"] = list(value.get("StringListValues", []))
+    attribute["binaryListValues"] = [_b64(v) for v in value.get("BinaryListValues", [])]
+    attribute["dataType"] = value.get("DataType", "String")
+    return attribute
+
+
+def sqs_record(
+    message: Mapping[str, Any],
+    *,
+    queue_arn: str,
+    region: str,
+    sequence_number: str | None = None,
+) -> dict[str, Any]:
+    """One record of Lambda's SQS event from a boto3 ``ReceiveMessage`` message (received
+    with ``MessageSystemAttributeNames=["All"]`` and ``MessageAttributeNames=["All"]``).
+
+    :param sequence_number: set as ``attributes.SequenceNumber`` when the message has none
+        (FIFO queues: moto numbers only messages sent with an explicit deduplication id).
+    """
+    attributes = {str(k): str(v) for k, v in message.get("Attributes", {}).items()}
+    if sequence_number is not None and "SequenceNumber" not in attributes:
+        attributes["SequenceNumber"] = sequence_number
+    body = message.get("Body", "")
+    record: dict[str, Any] = {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": body,
+        "attributes": attributes,
+        "messageAttributes": {
+            name: sqs_message_attribute(value)
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+    }
+    if message.get("MD5OfMessageAttributes"):
+        record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+    record["md5OfBody"] = (
+        message.get("MD5OfBody") or hashlib.md5(body.encode()).hexdigest()  # noqa: S324 - SQS's
+    )
+    record["eventSource"] = "aws:sqs"
+    record["eventSourceARN"] = queue_arn
+    record["awsRegion"] = region
+    return record
+
+
+def sqs_event(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The event of one SQS batch: ``{"Records": [...]}``."""
+    return {"Records": list(records)}
+
+
+# -- SNS -----------------------------------------------------------------------------------
+
+
+def parse_sns_envelope(body: str) -> dict[str, Any] | None:
+    """The SNS envelope (``"Type": "Notification"``) an SQS subscription without raw delivery
+    receives, or None when ``body`` is not one."""
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(envelope, dict) and envelope.get("Type") == "Notification":
+        return envelope
+    return None
+
+
+def sns_notification(
+    envelope: Mapping[str, Any], *, timestamp: str | None = None
+) -> dict[str, Any]:
+    """The ``Sns`` object of Lambda's SNS event, from the envelope (SNS's own field names:
+    ``SigningCertURL`` becomes ``SigningCertUrl``, ``UnsubscribeURL`` ``UnsubscribeUrl``)."""
+    return {
+        "Type": "Notification",
+        "MessageId": envelope.get("MessageId"),
+        "TopicArn": str(envelope.get("TopicArn", "")),
+        "Subject": envelope.get("Subject"),
+        "Message": envelope.get("Message"),
+        "Timestamp": envelope.get("Timestamp") or timestamp or iso_timestamp(),
+        "SignatureVersion": envelope.get("SignatureVersion", "1"),
+        "Signature": envelope.get("Signature", "EXAMPLE"),
+        "SigningCertUrl": envelope.get("SigningCertURL", envelope.get("SigningCertUrl")),
+        "UnsubscribeUrl": envelope.get("UnsubscribeURL", envelope.get("UnsubscribeUrl")),
+        "MessageAttributes": envelope.get("MessageAttributes") or {},
+    }
+
+
+def sns_notification_from_sqs_message(
+    message: Mapping[str, Any], *, timestamp: str | None = None
+) -> dict[str, Any]:
+    """An ``Sns`` object built from a plain SQS message (its body is the message, its SQS
+    message attributes the SNS ones; no topic)."""
+    return {
+        "Type": "Notification",
+        "MessageId": message["MessageId"],
+        "TopicArn": "",
+        "Subject": None,
+        "Message": message.get("Body", ""),
+        "Timestamp": timestamp or iso_timestamp(),
+        "SignatureVersion": "1",
+        "Signature": "EXAMPLE",
+        "SigningCertUrl": None,
+        "UnsubscribeUrl": None,
+        "MessageAttributes": {
+            name: {
+                "Type": value.get("DataType", "String"),
+                "Value": value.get("StringValue")
+                or base64.b64encode(value.get("BinaryValue", b"")).decode(),
+            }
+            for name, value in message.get("MessageAttributes", {}).items()
+        },
+    }
+
+
+def sns_event(notification: Mapping[str, Any], *, subscription_arn: str) -> dict[str, Any]:
+    """Lambda's SNS event: one record holding the ``Sns`` object."""
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "EventSubscriptionArn": subscription_arn,
+                "Sns": dict(notification),
+            }
+        ]
+    }
+
+
+# -- EventBridge ---------------------------------------------------------------------------
+
+
+def eventbridge_event(event: Any, *, account_id: str) -> Any:
+    """The event a rule's Lambda target receives. An event without ``account`` (moto's) gets
+    it after ``source``, where EventBridge puts it; any other input is returned unchanged."""
+    if isinstance(event, dict) and "detail-type" in event and "account" not in event:
+        ordered = ("version", "id", "detail-type", "source")
+        return {
+            **{k: event[k] for k in ordered if k in event},
+            "account": account_id,
+            **{k: v for k, v in event.items() if k not in ordered},
+        }
+    return event
+
+
+def eventbridge_event_id(event: Any, fallback: str) -> str:
+    """The event's ``id``; ``fallback`` for an input that has none."""
+    event_id = event.get("id") if isinstance(event, dict) else None
+    return str(event_id or fallback)
+
+
+# -- asynchronous invocation ---------------------------------------------------------------
+
+
+def async_failure_record(
+    event: Any,
+    *,
+    request_id: str,
+    function_arn: str,
+    attempts: int,
+    error_payload: Mapping[str, Any],
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """What an on-failure destination receives when an asynchronous invocation exhausted its
+    retries (``condition: RetriesExhausted``; ``function_arn`` without qualifier)."""
+    return {
+        "version": "1.0",
+        "timestamp": timestamp or iso_timestamp(),
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": f"{function_arn}:$LATEST",
+            "condition": "RetriesExhausted",
+            "approximateInvokeCount": attempts,
+        },
+        "requestPayload": event,
+        "responseContext": {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": "Unhandled",
+        },
+        "responsePayload": dict(error_payload),
+    }

@@ -1,0 +1,184 @@
+"""AWS Lambda: functions become :class:`FunctionSpec` s (moto's Lambda needs Docker), SQS event
+source mappings ``Route(kind="sqs")`` s, event invoke configs the asynchronous-invocation
+settings of their function; layers and permissions are skipped."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from conveyor.sandbox.intrinsics import PARTITION
+from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource, FunctionSpec, Route
+from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, Skipped
+from conveyor.sandbox.providers.common import POLICY_REASON
+from conveyor.sandbox.providers.values import arn_service, flag, stable_uuid, text, words
+
+_FUNCTION_ARN = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:function:"
+
+
+def _lambda_function(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
+    name = ctx.name(props.get("FunctionName"))
+    arn = _FUNCTION_ARN + name
+    code = props.get("Code") or {}
+    key = code.get("S3Key")
+    if not key:
+        raise ctx.unsupported(
+            "Code", "only file assets (Code.S3Key of the cloud assembly) can run in the sandbox"
+        )
+    asset = ctx.artifact.asset_for_key(str(key))
+    if asset is None:
+        raise ctx.unsupported("Code.S3Key", f"{key} is not an asset of the cloud assembly")
+    if not asset.path.is_dir():
+        raise ctx.unsupported(
+            "Code.S3Key", f"asset {asset.hash} is not a staged folder ({asset.path})"
+        )
+    variables = (props.get("Environment") or {}).get("Variables") or {}
+    handler = props.get("Handler")
+    runtime = props.get("Runtime")
+    if not handler or not runtime:
+        raise ctx.unsupported("Handler" if not handler else "Runtime", "required for a zip asset")
+    spec = FunctionSpec(
+        logical_id=ctx.logical_id,
+        name=name,
+        arn=arn,
+        handler=str(handler),
+        code_dir=asset.path,
+        environment={str(k): text(v) for k, v in variables.items()},
+        timeout_s=int(props.get("Timeout", 3)),
+        runtime=str(runtime),
+    )
+    ctx.stack.functions[ctx.logical_id] = spec
+    ctx.state.functions[arn] = (ctx.stack_name, ctx.logical_id)
+    ctx.state.functions[name] = (ctx.stack_name, ctx.logical_id)
+    return ctx.resource(name, props, Arn=arn)
+
+
+def _validate_function(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
+    code = props.get("Code")
+    if isinstance(code, dict):
+        for key in code:
+            if key not in ("S3Bucket", "S3Key", "S3ObjectVersion"):
+                raise ctx.unsupported(
+                    f"Code.{key}", "only file assets of the cloud assembly run in the sandbox"
+                )
+
+
+def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
+    source = str(props.get("EventSourceArn", ""))
+    if arn_service(source) != "sqs":
+        raise ctx.unsupported("EventSourceArn", f"only SQS event sources run ({source})")
+    function = ctx.function_for(str(props.get("FunctionName", "")), "FunctionName")
+    mapping_id = stable_uuid(ctx.stack_name, ctx.logical_id)
+    arn = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:event-source-mapping:{mapping_id}"
+    if not flag(props.get("Enabled", True)):
+        ctx.stack.skipped[ctx.logical_id] = "the event source mapping is disabled (Enabled: false)"
+        return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
+    ctx.stack.routes.append(
+        Route(
+            kind="sqs",
+            source=ctx.logical_id,
+            queue_url=ctx.state.queue_url(source),
+            queue_arn=source,
+            function_logical_id=function.logical_id,
+            batch_size=int(props.get("BatchSize", 10)),
+            batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (props.get("FunctionResponseTypes") or []),
+            fifo=source in ctx.state.fifo_queues or source.endswith(".fifo"),
+        )
+    )
+    return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
+
+
+def _event_invoke_config(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
+    qualifier = str(props.get("Qualifier", "$LATEST"))
+    if qualifier != "$LATEST":
+        raise ctx.unsupported("Qualifier", "the sandbox runs $LATEST only")
+    function = ctx.function_for(str(props.get("FunctionName", "")), "FunctionName")
+    if "MaximumRetryAttempts" in props:
+        function.max_retry_attempts = int(props["MaximumRetryAttempts"])
+    destinations = props.get("DestinationConfig") or {}
+    if destinations.get("OnSuccess"):
+        raise ctx.unsupported("DestinationConfig.OnSuccess", "on-success destinations")
+    failure = (destinations.get("OnFailure") or {}).get("Destination")
+    if failure:
+        if arn_service(str(failure)) != "sqs":
+            raise ctx.unsupported(
+                "DestinationConfig.OnFailure.Destination",
+                f"only SQS on-failure destinations are supported ({failure})",
+            )
+        function.on_failure_queue_url = ctx.state.queue_url(str(failure))
+    config_id = stable_uuid(ctx.stack_name, ctx.logical_id)
+    return ctx.resource(config_id, props)
+
+
+def _validate_destinations(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
+    config = props.get("DestinationConfig")
+    if isinstance(config, dict):
+        for key in config:
+            if key not in ("OnFailure", "OnSuccess"):
+                raise ctx.unsupported(f"DestinationConfig.{key}")
+        if config.get("OnSuccess"):
+            raise ctx.unsupported("DestinationConfig.OnSuccess", "on-success destinations")
+
+
+def _skipped_function(skipped: Skipped) -> tuple[str, dict[str, str]]:
+    """A custom resource provider's function (not run): its name and ARN."""
+    return skipped.name, {"Arn": _FUNCTION_ARN + skipped.name}
+
+
+def _skipped_layer(skipped: Skipped) -> tuple[str, dict[str, str]]:
+    physical = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:layer:{skipped.name}:1"
+    return physical, {"LayerVersionArn": physical}
+
+
+_FUNCTION_PROPERTIES = frozenset(
+    words(
+        "Code Handler Runtime Timeout MemorySize Role Environment Layers LoggingConfig "
+        "Architectures Description Tags FunctionName TracingConfig ReservedConcurrentExecutions "
+        "EphemeralStorage RuntimeManagementConfig"
+    )
+)
+
+_EVENT_SOURCE_MAPPING_PROPERTIES = frozenset(
+    words(
+        "EventSourceArn FunctionName BatchSize MaximumBatchingWindowInSeconds "
+        "FunctionResponseTypes Enabled Tags ScalingConfig"
+    )
+)
+
+_EVENT_INVOKE_CONFIG_PROPERTIES = frozenset(
+    words("FunctionName Qualifier MaximumRetryAttempts MaximumEventAgeInSeconds DestinationConfig")
+)
+
+PROVIDERS = (
+    ResourceProvider(
+        "AWS::Lambda::Function",
+        _lambda_function,
+        _FUNCTION_PROPERTIES,
+        _validate_function,
+        name_limit=64,
+        name_property="FunctionName",
+        attributes=_skipped_function,
+    ),
+    ResourceProvider(
+        "AWS::Lambda::EventSourceMapping", _event_source_mapping, _EVENT_SOURCE_MAPPING_PROPERTIES
+    ),
+    ResourceProvider(
+        "AWS::Lambda::EventInvokeConfig",
+        _event_invoke_config,
+        _EVENT_INVOKE_CONFIG_PROPERTIES,
+        _validate_destinations,
+    ),
+    ResourceProvider(
+        "AWS::Lambda::LayerVersion",
+        skip_reason=(
+            "the sandbox runs handlers with the sandbox's own Python packages: the layer holds "
+            "ARM64 wheels for Python 3.14"
+        ),
+        name_limit=140,
+        name_property="LayerName",
+        attributes=_skipped_layer,
+    ),
+    ResourceProvider("AWS::Lambda::Permission", skip_reason=POLICY_REASON),
+)

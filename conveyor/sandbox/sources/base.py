@@ -1,0 +1,246 @@
+"""The seam between the runtime and its event sources: the :class:`EventSource` protocol and
+the :class:`Delivery` every source of one runtime shares (invocation, traces, statistics)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from conveyor.sandbox.execution import ExecutionEnvironment
+from conveyor.sandbox.model import DeployedStack, Deployment, Route
+from conveyor.sandbox.sources.queues import Queues
+from conveyor.sandbox.traces import FunctionStats, InvocationResult, PumpReport, TraceEvent
+
+
+class EventSource(Protocol):
+    """Delivers the events of the routes of one ``kind`` to their functions.
+
+    A source is built once per runtime with the runtime's :class:`Delivery`
+    (``source = factory(delivery)``) and keeps its own state (messages in flight...).
+
+    Contract:
+
+    - it receives every deployed :class:`Route` whose ``kind`` is its ``kind`` (the deployer
+      fills ``Route`` from the template: the queue, the function, batch size, window, FIFO,
+      ``ReportBatchItemFailures``), with the route's stack and the target function's
+      :class:`ExecutionEnvironment`;
+    - ``pump`` delivers *one batch* and returns how many events it took (0: nothing pending);
+      the runtime calls it up to 10 times per route and round, and catches botocore errors;
+    - it invokes through :meth:`Delivery.invoke` (``invoke``/``result`` traces and function
+      statistics), reports every other step as a :class:`TraceEvent` through
+      :meth:`Delivery.trace` (``receive``, ``delete``, ``retry``, ``dead-letter``,
+      ``on-failure``, ``drop``, ``warning``: see ``TRACE_KINDS``) and counts in the
+      :class:`PumpReport` with :meth:`Delivery.count` (``messages_received``,
+      ``records_processed``, ``records_failed``, ``moved_to_dlq``...);
+    - ``settle`` makes what it holds back available again (failed records waiting for their
+      visibility timeout) and returns how many: the runtime calls it when a round moved
+      nothing, and when the pump returns.
+    """
+
+    kind: str
+
+    def pump(self, stack: DeployedStack, route: Route, target: ExecutionEnvironment) -> int: ...
+
+    def settle(self) -> int: ...
+
+
+EventSourceFactory = Callable[["Delivery"], EventSource]
+
+
+class Delivery:
+    """What the event sources of one runtime share: the SQS client, the queues, the trace
+    callback, the pump's report, and the traced invocation of a function."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        sqs: Any,
+        *,
+        on_event: Callable[[TraceEvent], None] | None,
+        clock: Callable[[], float],
+        fail_unflagged_batch_failures: bool,
+    ) -> None:
+        self.deployment = deployment
+        self.region = deployment.region
+        self.sqs = sqs
+        self.clock = clock
+        self.fail_unflagged_batch_failures = fail_unflagged_batch_failures
+        self.report: PumpReport | None = None  # set while a pump runs
+        self._on_event = on_event
+        self._warned: set[str] = set()
+        self.queues = Queues(self)
+
+    # -- traces -------------------------------------------------------------------------------
+
+    def emit(
+        self,
+        kind: str,
+        *,
+        stack: str | None = None,
+        route: Route | None = None,
+        function: str | None = None,
+        message_ids: tuple[str, ...] = (),
+        duration_ms: float | None = None,
+        details: dict[str, Any] | None = None,
+        invocation: InvocationResult | None = None,
+    ) -> None:
+        if self._on_event is None:
+            return
+        self._on_event(
+            TraceEvent(
+                timestamp=time.time(),
+                kind=kind,
+                stack=stack,
+                route=route.source if route is not None else None,
+                function=function or (route.function_logical_id if route is not None else None),
+                message_ids=message_ids,
+                duration_ms=duration_ms,
+                details=details or {},
+                invocation=invocation,
+            )
+        )
+
+    def trace(
+        self,
+        kind: str,
+        stack: DeployedStack,
+        route: Route,
+        target: ExecutionEnvironment | None,
+        message_ids: tuple[str, ...] = (),
+        *,
+        duration_ms: float | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        """A step of ``route`` delivering to ``target``."""
+        self.emit(
+            kind,
+            stack=stack.name,
+            route=route,
+            function=target.spec.logical_id if target is not None else None,
+            message_ids=message_ids,
+            duration_ms=duration_ms,
+            details=details,
+        )
+
+    def warn(
+        self,
+        stack: DeployedStack,
+        route: Route,
+        target: ExecutionEnvironment,
+        problem: str,
+        *,
+        message_ids: tuple[str, ...] = (),
+        **details: Any,
+    ) -> None:
+        self.trace(
+            "warning", stack, route, target, message_ids, details={"problem": problem, **details}
+        )
+
+    def warn_once(self, key: str, *, stack: str, route: Route, problem: str) -> None:
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        self.emit("warning", stack=stack, route=route, details={"problem": problem})
+
+    # -- statistics ---------------------------------------------------------------------------
+
+    def count(self, **increments: int) -> None:
+        """Add to the :class:`PumpReport` counters (nothing outside a pump)."""
+        if self.report is not None:
+            for name, value in increments.items():
+                setattr(self.report, name, getattr(self.report, name) + value)
+
+    def count_failed(self, target: ExecutionEnvironment, records: int) -> None:
+        """Failed deliveries, in the report and the function's statistics."""
+        if self.report is not None:
+            self.report.records_failed += records
+            self.stats(target).records_failed += records
+
+    def stats(self, target: ExecutionEnvironment) -> FunctionStats:
+        assert self.report is not None
+        functions = self.report.functions
+        key = target.spec.logical_id
+        existing = functions.get(key)
+        if existing is not None and existing.stack != target.stack:
+            key = f"{target.stack}/{key}"
+            existing = functions.get(key)
+        if existing is None:
+            existing = functions[key] = FunctionStats(
+                logical_id=target.spec.logical_id, name=target.spec.name, stack=target.stack
+            )
+        return existing
+
+    # -- invocation ---------------------------------------------------------------------------
+
+    def invoke(
+        self,
+        target: ExecutionEnvironment,
+        event: Any,
+        *,
+        request_id: str,
+        attempt: int,
+        route: Route | None = None,
+        message_ids: tuple[str, ...] = (),
+        records: int = 1,
+    ) -> InvocationResult:
+        """Invoke ``target`` with a private JSON copy of ``event``; trace and count it."""
+        payload = json.loads(json.dumps(event))  # the handler gets its own copy, JSON only
+        details = {
+            "request_id": request_id,
+            "attempt": attempt,
+            "records": records,
+            "cold_start": target.handler is None,
+        }
+        self._emit_invocation("invoke", target, route, message_ids, details)
+        result = target.invoke(payload, request_id=request_id, attempt=attempt)
+        self._result(target, result, route, message_ids, records)
+        return result
+
+    def _emit_invocation(
+        self,
+        kind: str,
+        target: ExecutionEnvironment,
+        route: Route | None,
+        message_ids: tuple[str, ...],
+        details: dict[str, Any],
+        result: InvocationResult | None = None,
+    ) -> None:
+        """An ``invoke`` or ``result`` trace (a direct invocation has no route)."""
+        self.emit(
+            kind,
+            stack=target.stack,
+            route=route,
+            function=target.spec.logical_id,
+            message_ids=message_ids,
+            duration_ms=result.duration_ms if result is not None else None,
+            details=details,
+            invocation=result,
+        )
+
+    def _result(
+        self,
+        target: ExecutionEnvironment,
+        result: InvocationResult,
+        route: Route | None,
+        message_ids: tuple[str, ...],
+        records: int,
+    ) -> None:
+        details: dict[str, Any] = {
+            "request_id": result.request_id,
+            "status": "ok" if result.ok else "error",
+        }
+        if result.error is not None:
+            details["error_type"] = result.error.type
+            details["error_message"] = result.error.message[:300]
+        self._emit_invocation("result", target, route, message_ids, details, result)
+        if self.report is not None:
+            stats = self.stats(target)
+            stats.invocations += 1
+            stats.errors += 0 if result.ok else 1
+            stats.records += records
+            stats.duration_ms += result.duration_ms
+            stats.max_duration_ms = max(stats.max_duration_ms, result.duration_ms)
+            stats.cold_starts += 1 if result.cold_start else 0
+            self.report.invocations += 1
