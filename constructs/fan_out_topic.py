@@ -27,10 +27,10 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
+from conveyor.constructs.defaults import DEAD_LETTER_RETENTION
 from conveyor.constructs.filters import validate_sns_filter_policy
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.constructs.queues import (
-    DEAD_LETTER_RETENTION,
     allow_service_to_encrypt,
     dead_letter_queue,
     fifo_name,

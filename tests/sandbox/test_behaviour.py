@@ -97,7 +97,7 @@ def test_a_demo_scenario_fails_when_a_function_of_its_topology_is_missing(
     sandbox, topology, handler, env, failing_check
 ):
     """Expected values come from what the topology promises, not from what was deployed."""
-    deployment, runtime, session = sandbox(topology)
+    deployment, _, session = sandbox(topology)
     _remove_function(deployment, topology, handler, **env)
     (scenario_type,) = [s for s in SCENARIOS if s.topology == topology]
     with Runtime(deployment, session=session) as runtime:
