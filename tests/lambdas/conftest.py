@@ -19,7 +19,8 @@ HERE = Path(__file__).resolve().parent
 # The Lambda asset root, so tests `import image_resize.handler` exactly as the runtime does;
 # and this folder, for image_resize_support.
 ASSET_ROOT = HERE.parents[1] / "lambdas" / "image_resize"
-for _path in (HERE, ASSET_ROOT):
+KIT_ROOT = HERE.parents[1] / "lambdas" / "handler_kit"
+for _path in (HERE, ASSET_ROOT, KIT_ROOT):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 

@@ -54,6 +54,7 @@ from remediation_support import (
 
 # isort: split
 # remediation_support (imported above) puts the asset root on sys.path.
+import handler_kit.clients
 from remediation import handler
 from remediation.alarms import MalformedNotification, parse_alarm_message
 from remediation.config import (
@@ -191,7 +192,8 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         def client(*args: Any, **kwargs: Any) -> Any:
             raise AssertionError("no AWS call was expected")
 
-    monkeypatch.setattr(handler, "boto3", NoBoto3)
+    # Every client of the handler is created by the kit's lazy factories.
+    monkeypatch.setattr(handler_kit.clients, "boto3", NoBoto3)
 
 
 @pytest.fixture
