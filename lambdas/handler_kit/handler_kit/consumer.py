@@ -4,10 +4,13 @@ A consumer handler supplies only its record logic::
 
     logger = Logger()
     metrics = new_metrics()
-    consumer = SqsConsumer(
-        logger=logger, metrics=metrics, settings=_settings, handle=_handle_message,
-        processor=BatchProcessor(event_type=EventType.SQS),
-    )
+    _settings = cached_settings(Settings)
+    consumer = SqsConsumer(logger, metrics, _settings, BatchProcessor(event_type=EventType.SQS))
+
+    @consumer.record_logic(logged_errors=(MalformedMessage,))
+    def _handle_message(record: SQSRecord, settings: Settings) -> None:
+        ...
+
     handler = consumer.lambda_handler()
 
 Per invocation: the settings are checked first (an invalid configuration fails the whole
@@ -39,6 +42,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 S = TypeVar("S")
+RecordLogic = Callable[["SQSRecord", S], Any]
 Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
 # An extra failure logger: returns True when it logged ``exc`` itself.
 FailureLogger = Callable[[Exception], bool]
@@ -54,9 +58,9 @@ class SqsConsumer(Generic[S]):
     metrics: Metrics
     # Cached settings loader (raises ConfigError).
     settings: Callable[[], S]
-    # The record logic: returning acknowledges, raising fails the record.
-    handle: Callable[[SQSRecord, S], Any]
     processor: BasePartialBatchProcessor
+    # The record logic (see :meth:`record_logic`): returning acknowledges, raising fails it.
+    handle: Callable[[SQSRecord, S], Any] | None = None
     # Errors the record logic logged itself (dead-letter failures...): not logged again.
     logged_errors: tuple[type[Exception], ...] = ()
     # Log keys the record logic appends, removed after each record.
@@ -71,6 +75,22 @@ class SqsConsumer(Generic[S]):
     retry_note: str = "the message will be retried"
     redrive_note: str = "dead-lettered by the queue's redrive policy"
     log_failure_hook: FailureLogger | None = field(default=None)
+
+    def record_logic(
+        self, *, logged_errors: tuple[type[Exception], ...] = (), log_keys: Sequence[str] = ()
+    ) -> Callable[[RecordLogic[S]], RecordLogic[S]]:
+        """Decorator registering the record logic ``handle(record, settings)``.
+
+        ``logged_errors``: errors it logs itself (not logged again); ``log_keys``: log keys it
+        appends, removed after each record."""
+
+        def register(handle: RecordLogic[S]) -> RecordLogic[S]:
+            self.handle = handle
+            self.logged_errors = logged_errors
+            self.record_log_keys = log_keys
+            return handle
+
+        return register
 
     def lambda_handler(self) -> Handler:
         """The Lambda entry point: Powertools' Logger context and Metrics flush around
@@ -110,6 +130,8 @@ class SqsConsumer(Generic[S]):
             keys.update(self.record_context(record))
         with self.logger.append_context_keys(**keys):
             try:
+                if self.handle is None:
+                    raise TypeError("SqsConsumer has no record logic: use @consumer.record_logic")
                 return self.handle(record, self.settings())
             except Exception as exc:
                 self.log_failure(exc)

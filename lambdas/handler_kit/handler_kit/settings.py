@@ -7,9 +7,14 @@ Blank values count as unset.
 
 from __future__ import annotations
 
+import functools
+import os
 import re
 from collections.abc import Mapping, Sequence
+from typing import Protocol, TypeVar
 from urllib.parse import urlparse
+
+T = TypeVar("T", covariant=True)
 
 # One integer rule for every variable: 1 to 10 ASCII digits, no sign, no spaces inside.
 _INTEGER = re.compile(r"[0-9]{1,10}")
@@ -28,6 +33,22 @@ class ConfigError(ValueError):
     def __init__(self, variable: str, problem: str) -> None:
         super().__init__(f"{variable} {problem}")
         self.variable = variable
+
+
+class FromEnv(Protocol[T]):
+    """A settings class: ``from_env(environ)`` builds it or raises ConfigError."""
+
+    def from_env(self, environ: Mapping[str, str]) -> T: ...
+
+
+def cached_settings(settings: FromEnv[T]) -> functools._lru_cache_wrapper[T]:
+    """``settings.from_env(os.environ)``, read once per execution environment (first call;
+    ``cache_clear()`` forgets it)."""
+
+    def load() -> T:
+        return settings.from_env(os.environ)
+
+    return functools.cache(load)
 
 
 def optional(environ: Mapping[str, str], name: str) -> str | None:

@@ -16,8 +16,6 @@ Nothing is dropped without a log line and a metric.
 
 from __future__ import annotations
 
-import functools
-import os
 import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,7 @@ from handler_kit.dead_letter import DeadLetterQueue
 from handler_kit.failures import error_code, http_status, is_transient
 from handler_kit.messages import load_json_object
 from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
 from .config import Settings
 from .thumbnails import ImageTooLarge, RejectedImage, Thumbnail, make_thumbnails
@@ -85,9 +84,7 @@ class ObjectEvent:
 # Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> Settings:
-    return Settings.from_env(os.environ)
+_settings = cached_settings(Settings)
 
 
 _s3_client = lazy_client("s3")
@@ -99,6 +96,10 @@ _dead_letter_queue = DeadLetterQueue(logger, metrics, _sqs_client, label="Malfor
 # Entry point
 
 
+consumer = SqsConsumer(logger, metrics, _settings, processor)
+
+
+@consumer.record_logic(logged_errors=(MalformedMessage,), log_keys=_OBJECT_LOG_KEYS)
 def _handle_message(record: SQSRecord, settings: Settings) -> None:
     try:
         body = load_json_object(record.body, "body", error=MalformedMessage, decimals=False)
@@ -116,15 +117,6 @@ def _handle_message(record: SQSRecord, settings: Settings) -> None:
         process_object_event(event, settings)
 
 
-consumer = SqsConsumer(
-    logger=logger,
-    metrics=metrics,
-    settings=_settings,
-    handle=_handle_message,
-    processor=processor,
-    logged_errors=(MalformedMessage,),
-    record_log_keys=_OBJECT_LOG_KEYS,
-)
 record_handler = consumer.record_handler
 handler = consumer.lambda_handler()
 

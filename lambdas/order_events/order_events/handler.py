@@ -23,7 +23,6 @@ Nothing is dropped without a log line and a metric.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,7 @@ from handler_kit.contract import (
 )
 from handler_kit.dead_letter import DeadLetterQueue
 from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
 from .config import ConsumerSettings
 from .consumers import perform
@@ -80,9 +80,7 @@ _ORDER_LOG_KEYS = ("order_id", "event_id", "sns_message_id")
 # Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> ConsumerSettings:
-    return ConsumerSettings.from_env(os.environ)
+_settings = cached_settings(ConsumerSettings)
 
 
 _sqs_client = lazy_client("sqs")
@@ -137,6 +135,12 @@ def _log_in_progress(exc: Exception) -> bool:
     return True
 
 
+consumer = SqsConsumer(
+    logger, metrics, _settings, processor, prepare=_prepare, log_failure_hook=_log_in_progress
+)
+
+
+@consumer.record_logic(logged_errors=(MalformedMessage,), log_keys=_ORDER_LOG_KEYS)
 def _handle_message(record: SQSRecord, settings: ConsumerSettings) -> dict[str, Any] | None:
     """The consumer's result (also for a duplicate), or None if the message was not processed."""
     try:
@@ -178,17 +182,6 @@ def _handle_message(record: SQSRecord, settings: ConsumerSettings) -> dict[str, 
     return result
 
 
-consumer = SqsConsumer(
-    logger=logger,
-    metrics=metrics,
-    settings=_settings,
-    handle=_handle_message,
-    processor=processor,
-    logged_errors=(MalformedMessage,),
-    record_log_keys=_ORDER_LOG_KEYS,
-    prepare=_prepare,
-    log_failure_hook=_log_in_progress,
-)
 record_handler = consumer.record_handler
 handler = consumer.lambda_handler()
 

@@ -28,7 +28,6 @@ the first failure raises (with idempotency, a retry skips the ones already done)
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -41,6 +40,7 @@ from handler_kit.clients import lazy_client
 from handler_kit.consumer import load_settings, log_invocation_failure, reject_malformed
 from handler_kit.contract import MALFORMED_MESSAGES, RECORDS_FAILED, UNKNOWN_EVENT_TYPES_IGNORED
 from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
 from .config import RoutingSettings
 from .schema import (
@@ -106,9 +106,7 @@ ROUTES = {route.event_type: route for route in (INVOICE, USER)}
 # Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> RoutingSettings:
-    return RoutingSettings.from_env(os.environ)
+_settings = cached_settings(RoutingSettings)
 
 
 _dynamodb_client = lazy_client("dynamodb")

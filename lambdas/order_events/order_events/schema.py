@@ -71,6 +71,8 @@ class Message:
 
 @dataclass(frozen=True)
 class OrderItem:
+    """One entry of an OrderPlaced event's ``order.items``."""
+
     sku: str
     quantity: int
     unit_price: Decimal

@@ -31,8 +31,6 @@ Nothing is dropped without a log line and a metric.
 from __future__ import annotations
 
 import contextlib
-import functools
-import os
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -46,6 +44,7 @@ from handler_kit.consumer import SqsConsumer
 from handler_kit.contract import RECORDS_SKIPPED
 from handler_kit.dead_letter import DeadLetterQueue, system_attribute
 from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
 from .config import Settings
 from .orders import Delivery, Result, apply_event
@@ -74,9 +73,7 @@ _ORDER_LOG_KEYS = ("order_id", "order_event")
 # Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> Settings:
-    return Settings.from_env(os.environ)
+_settings = cached_settings(Settings)
 
 
 _dynamodb_client = lazy_client("dynamodb")
@@ -117,6 +114,19 @@ def _record_context(record: SQSRecord) -> Mapping[str, str | None]:
     return {"message_group_id": system_attribute(record, "MessageGroupId")}
 
 
+consumer = SqsConsumer(
+    logger,
+    metrics,
+    _settings,
+    processor,
+    record_context=_record_context,
+    finish=_count_skipped,
+    retry_note="the message and the rest of its group will be retried in order",
+    redrive_note="the message is dead-lettered by the queue's redrive policy",
+)
+
+
+@consumer.record_logic(logged_errors=(PermanentError,), log_keys=_ORDER_LOG_KEYS)
 def _handle_message(record: SQSRecord, settings: Settings) -> None:
     try:
         event = parse_event(record.body)
@@ -129,19 +139,6 @@ def _handle_message(record: SQSRecord, settings: Settings) -> None:
     _log_result(result, event.event)
 
 
-consumer = SqsConsumer(
-    logger=logger,
-    metrics=metrics,
-    settings=_settings,
-    handle=_handle_message,
-    processor=processor,
-    logged_errors=(PermanentError,),
-    record_log_keys=_ORDER_LOG_KEYS,
-    record_context=_record_context,
-    finish=_count_skipped,
-    retry_note="the message and the rest of its group will be retried in order",
-    redrive_note="the message is dead-lettered by the queue's redrive policy",
-)
 record_handler = consumer.record_handler
 handler = consumer.lambda_handler()
 

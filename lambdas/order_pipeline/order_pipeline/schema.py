@@ -59,6 +59,8 @@ class MalformedMessage(PermanentError):
 
 @dataclass(frozen=True)
 class OrderItem:
+    """One entry of a created event's ``items`` (stored on the order item)."""
+
     sku: str
     quantity: int
     unit_price: Decimal

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 from collections.abc import Callable
 from decimal import Decimal
@@ -50,6 +49,7 @@ from handler_kit.contract import (
 from handler_kit.failures import is_transient
 from handler_kit.messages import shown as _shown
 from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
 from .config import ReviewSettings
 from .contract import DETAIL_TYPE, EVENTS_FAILED, MALFORMED_EVENTS
@@ -84,9 +84,7 @@ class UnsupportedVersion(ValueError):
 # Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> ReviewSettings:
-    return ReviewSettings.from_env(os.environ)
+_settings = cached_settings(ReviewSettings)
 
 
 _dynamodb_client = lazy_client("dynamodb")
