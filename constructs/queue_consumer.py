@@ -36,12 +36,13 @@ from conveyor.constructs._queues import (
 )
 from conveyor.constructs._rules import known, require, seconds
 from conveyor.constructs.functions import acknowledge_encrypted_send, python_function
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
 
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
 MAX_RETENTION_S = 14 * 24 * 3600
 MIN_RETENTION_S = 60
 VISIBILITY_FACTOR = 6
-DEAD_LETTER_QUEUE_ENV = "DEAD_LETTER_QUEUE_URL"
+DEAD_LETTER_QUEUE_ENV = kit.DEAD_LETTER_QUEUE_URL
 DEFAULT_TIMEOUT = Duration.seconds(30)
 
 

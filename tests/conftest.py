@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,13 @@ if _NODE.exists():
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
 from aws_cdk import App  # noqa: E402
+
+# The handler kit, importable as `handler_kit` as in a deployed function (where it sits next to
+# the handler package): the handler tests, and sandbox tests that run a raw `lambdas/<asset>`
+# folder, import it from there. Deployed (staged) assets carry their own copy.
+KIT_ROOT = ROOT / "lambdas" / "handler_kit"
+if str(KIT_ROOT) not in sys.path:
+    sys.path.insert(0, str(KIT_ROOT))
 
 
 def cdk_json_context() -> dict[str, Any]:

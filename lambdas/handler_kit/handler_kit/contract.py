@@ -7,6 +7,9 @@ from typing import Final
 
 # The queue poison messages are sent to directly (set by QueueConsumer when allowed).
 DEAD_LETTER_QUEUE_URL: Final = "DEAD_LETTER_QUEUE_URL"
+# Powertools idempotency (DynamoDB): the table (set by IdempotencyTable) and the record expiry.
+IDEMPOTENCY_TABLE: Final = "IDEMPOTENCY_TABLE"
+IDEMPOTENCY_EXPIRES_AFTER_SECONDS: Final = "IDEMPOTENCY_EXPIRES_AFTER_SECONDS"
 # Powertools' own variables (read by Powertools itself, never by the settings parsers).
 POWERTOOLS_SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
 POWERTOOLS_METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"

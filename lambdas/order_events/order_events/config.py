@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from handler_kit.contract import DEAD_LETTER_QUEUE_URL
+from handler_kit.contract import (
+    DEAD_LETTER_QUEUE_URL,
+    IDEMPOTENCY_EXPIRES_AFTER_SECONDS,
+    IDEMPOTENCY_TABLE,
+)
 from handler_kit.settings import ConfigError, choice, optional_table, positive_int, queue_url, table
 
 from . import contract
@@ -49,7 +53,7 @@ class ConsumerSettings:
         """Build the settings from ``environ`` (normally ``os.environ``); raise ConfigError."""
         return cls(
             consumer_name=choice(environ, contract.CONSUMER_NAME, CONSUMER_NAMES),
-            idempotency_table=table(environ, contract.IDEMPOTENCY_TABLE),
+            idempotency_table=table(environ, IDEMPOTENCY_TABLE),
             idempotency_expires_after_seconds=_expiry(
                 environ, DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS
             ),
@@ -69,12 +73,10 @@ class RoutingSettings:
     def from_env(cls, environ: Mapping[str, str]) -> RoutingSettings:
         """Build the settings from ``environ`` (normally ``os.environ``); raise ConfigError."""
         return cls(
-            idempotency_table=optional_table(environ, contract.IDEMPOTENCY_TABLE),
+            idempotency_table=optional_table(environ, IDEMPOTENCY_TABLE),
             idempotency_expires_after_seconds=_expiry(environ, DEFAULT_ROUTING_IDEMPOTENCY_SECONDS),
         )
 
 
 def _expiry(environ: Mapping[str, str], default: int) -> int:
-    return positive_int(
-        environ, contract.IDEMPOTENCY_EXPIRES_AFTER_SECONDS, default, unit="seconds"
-    )
+    return positive_int(environ, IDEMPOTENCY_EXPIRES_AFTER_SECONDS, default, unit="seconds")

@@ -14,10 +14,8 @@ CONSUMER_NAMES: Final = ("payment", "inventory", "shipping", "notification")
 # The routed event types (the eventType message attribute): one function each.
 ROUTED_EVENT_TYPES: Final = ("invoice", "user")
 
-# Environment variables (DEAD_LETTER_QUEUE_URL is the kit's, set by QueueConsumer).
+# Environment variables (DEAD_LETTER_QUEUE_URL and IDEMPOTENCY_* are the kit's).
 CONSUMER_NAME: Final = "CONSUMER_NAME"
-IDEMPOTENCY_TABLE: Final = "IDEMPOTENCY_TABLE"
-IDEMPOTENCY_EXPIRES_AFTER_SECONDS: Final = "IDEMPOTENCY_EXPIRES_AFTER_SECONDS"
 
 # Handler string -> "<module>:<settings class>" that parses the function's environment.
 SETTINGS: Final = {

@@ -7,6 +7,12 @@ from typing import Final
 
 HANDLER: Final = "order_pipeline.handler.handler"
 
+# The order events, in state machine order (the "event" field; the API's schema enum).
+CREATED: Final = "created"
+PAID: Final = "paid"
+SHIPPED: Final = "shipped"
+EVENTS: Final = (CREATED, PAID, SHIPPED)
+
 # Environment variables (DEAD_LETTER_QUEUE_URL, a FIFO queue here, is the kit's).
 ORDERS_TABLE: Final = "ORDERS_TABLE"
 

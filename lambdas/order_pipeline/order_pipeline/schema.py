@@ -24,10 +24,9 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from handler_kit import messages
 from handler_kit.messages import shown as _shown
 
-CREATED = "created"
-PAID = "paid"
-SHIPPED = "shipped"
-EVENTS = (CREATED, PAID, SHIPPED)
+from .contract import CREATED, EVENTS, PAID, SHIPPED
+
+__all__ = ["CREATED", "EVENTS", "PAID", "SHIPPED"]
 
 # orderId and customerId also become SQS MessageDeduplicationId / MessageGroupId (at most 128
 # characters); the other strings are bounded so that an order always fits in a 400 KB item.

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from handler_kit.contract import IDEMPOTENCY_EXPIRES_AFTER_SECONDS, IDEMPOTENCY_TABLE
 from handler_kit.settings import ConfigError, optional, positive_int, table
 
 from . import contract
@@ -39,11 +40,11 @@ class ReviewSettings:
     def from_env(cls, environ: Mapping[str, str]) -> ReviewSettings:
         """Build the settings from ``environ`` (normally ``os.environ``); raise ConfigError."""
         return cls(
-            idempotency_table=table(environ, contract.IDEMPOTENCY_TABLE),
+            idempotency_table=table(environ, IDEMPOTENCY_TABLE),
             review_threshold=_decimal(environ, contract.REVIEW_THRESHOLD, DEFAULT_REVIEW_THRESHOLD),
             idempotency_expires_after_seconds=positive_int(
                 environ,
-                contract.IDEMPOTENCY_EXPIRES_AFTER_SECONDS,
+                IDEMPOTENCY_EXPIRES_AFTER_SECONDS,
                 DEFAULT_IDEMPOTENCY_SECONDS,
                 unit="seconds",
             ),

@@ -11,9 +11,7 @@ REVIEW_HANDLER: Final = "payments.review.handler"
 SOURCE: Final = "app.paiement"
 DETAIL_TYPE: Final = "facture"
 
-# Environment variables.
-IDEMPOTENCY_TABLE: Final = "IDEMPOTENCY_TABLE"
-IDEMPOTENCY_EXPIRES_AFTER_SECONDS: Final = "IDEMPOTENCY_EXPIRES_AFTER_SECONDS"
+# Environment variables (IDEMPOTENCY_* are the kit's).
 REVIEW_THRESHOLD: Final = "REVIEW_THRESHOLD"
 
 # Handler string -> "<module>:<settings class>" that parses the function's environment.
