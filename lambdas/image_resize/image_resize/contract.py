@@ -13,6 +13,13 @@ THUMBNAIL_SIZES: Final = "THUMBNAIL_SIZES"
 OUTPUT_PREFIX: Final = "OUTPUT_PREFIX"
 MAX_SOURCE_BYTES: Final = "MAX_SOURCE_BYTES"
 MAX_IMAGE_PIXELS: Final = "MAX_IMAGE_PIXELS"
+ENVIRONMENT: Final = (
+    DESTINATION_BUCKET,
+    THUMBNAIL_SIZES,
+    OUTPUT_PREFIX,
+    MAX_SOURCE_BYTES,
+    MAX_IMAGE_PIXELS,
+)
 
 # Handler string -> "<module>:<settings class>" that parses the function's environment.
 SETTINGS: Final = {HANDLER: "image_resize.config:Settings"}

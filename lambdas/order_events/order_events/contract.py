@@ -16,6 +16,7 @@ ROUTED_EVENT_TYPES: Final = ("invoice", "user")
 
 # Environment variables (DEAD_LETTER_QUEUE_URL and IDEMPOTENCY_* are the kit's).
 CONSUMER_NAME: Final = "CONSUMER_NAME"
+ENVIRONMENT: Final = (CONSUMER_NAME,)
 
 # Handler string -> "<module>:<settings class>" that parses the function's environment.
 SETTINGS: Final = {

@@ -15,6 +15,7 @@ EVENTS: Final = (CREATED, PAID, SHIPPED)
 
 # Environment variables (DEAD_LETTER_QUEUE_URL, a FIFO queue here, is the kit's).
 ORDERS_TABLE: Final = "ORDERS_TABLE"
+ENVIRONMENT: Final = (ORDERS_TABLE,)
 
 # Handler string -> "<module>:<settings class>" that parses the function's environment.
 SETTINGS: Final = {HANDLER: "order_pipeline.config:Settings"}

@@ -13,6 +13,7 @@ DETAIL_TYPE: Final = "facture"
 
 # Environment variables (IDEMPOTENCY_* are the kit's).
 REVIEW_THRESHOLD: Final = "REVIEW_THRESHOLD"
+ENVIRONMENT: Final = (REVIEW_THRESHOLD,)
 
 # Handler string -> "<module>:<settings class>" that parses the function's environment.
 SETTINGS: Final = {REVIEW_HANDLER: "payments.config:ReviewSettings"}

@@ -25,6 +25,16 @@ AUDIT_TABLE: Final = "AUDIT_TABLE"
 REDRIVE_MAX_PER_DAY: Final = "REDRIVE_MAX_PER_DAY"
 REDRIVE_MAX_MESSAGES_PER_SECOND: Final = "REDRIVE_MAX_MESSAGES_PER_SECOND"
 AUDIT_RETENTION_DAYS: Final = "AUDIT_RETENTION_DAYS"
+ENVIRONMENT: Final = (
+    REMEDIATION_RULES,
+    REMEDIATION_RULES_PARAMETER,
+    AUDIT_TABLE,
+    REDRIVE_MAX_PER_DAY,
+    REDRIVE_MAX_MESSAGES_PER_SECOND,
+    AUDIT_RETENTION_DAYS,
+)
+# A variable naming an SSM parameter whose value stands for another variable (when unset).
+PARAMETER_VARIABLES: Final = {REMEDIATION_RULES_PARAMETER: REMEDIATION_RULES}
 
 # Handler string -> "<module>:<settings class>" that parses the function's environment.
 SETTINGS: Final = {HANDLER: "remediation.config:Settings"}
