@@ -86,10 +86,6 @@ def synthesized(make_app, sandbox_settings, tmp_path_factory):
 @pytest.fixture
 def aws_credentials(monkeypatch):
     """Fake credentials and region so boto3 clients under moto never look for real ones."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    from tests.support.aws import fake_aws_env
+
+    fake_aws_env(monkeypatch)

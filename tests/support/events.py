@@ -12,7 +12,7 @@ from urllib.parse import quote_plus
 
 from tests.support.aws import ACCOUNT, REGION
 
-EPOCH_MS = "1767225600000"  # 2026-01-01T00:00:00Z
+EPOCH_MS = "1767268800000"  # 2026-01-01T12:00:00Z
 
 
 def sqs_record(
@@ -111,7 +111,7 @@ def eventbridge_event(
         "detail-type": detail_type,
         "source": source,
         "account": ACCOUNT,
-        "time": "2026-01-01T00:00:00Z",
+        "time": "2026-01-01T12:00:00Z",
         "region": REGION,
         "resources": [],
         "detail": detail,
