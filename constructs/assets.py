@@ -45,6 +45,7 @@ ASSET_EXCLUDES = (
     "**/.mypy_cache",
     "**/.pytest_cache",
     "**/.ruff_cache",
+    "**/.*_cache",  # any other tool's cache (was the remediation asset's own list)
 )
 # Bump when the staged layout changes.
 _LAYOUT_VERSION = b"handler-asset-v1"
