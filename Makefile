@@ -51,18 +51,29 @@ test: setup ## Run the whole test suite
 	$(BIN)/pytest
 
 # mypy cannot follow the editable install's folder mapping (an import hook), so it checks a
-# link tree shaped like the installed package: conveyor/{constructs,stacks,*.py}.
+# link tree shaped like the installed package: conveyor/{constructs,stacks,*.py}, and of the
+# handler assets only their stdlib-only contracts (conveyor/lambdas/<asset>/<package>/contract.py),
+# which the CDK code imports.
 TYPES_TREE := .cache/typecheck
+# The handler code is checked as the Lambda runtime imports it: each asset root (and the kit's)
+# on the path, its packages top-level.
+HANDLER_ROOTS := $(wildcard lambdas/*)
+HANDLER_PACKAGES := $(foreach root,$(HANDLER_ROOTS),$(notdir $(root)))
+empty :=
+space := $(empty) $(empty)
 
-lint: setup ## ruff (lint + format check) and mypy on the infra code
+lint: setup ## ruff (lint + format check) and mypy on the infra code and the handlers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	@rm -rf $(TYPES_TREE) && mkdir -p $(TYPES_TREE)/conveyor
 	@ln -s $(CURDIR)/constructs $(TYPES_TREE)/conveyor/constructs
 	@ln -s $(CURDIR)/stacks $(TYPES_TREE)/conveyor/stacks
 	@for f in conveyor/*.py conveyor/sandbox; do ln -s $(CURDIR)/$$f $(TYPES_TREE)/$$f; done
+	@for c in lambdas/*/*/contract.py; do d=$(TYPES_TREE)/conveyor/$$(dirname $$c); mkdir -p $$d; \
+		touch $$d/__init__.py; ln -s $(CURDIR)/$$c $$d/contract.py; done
 	MYPYPATH=$(TYPES_TREE) $(BIN)/mypy -p conveyor
 	MYPYPATH=$(TYPES_TREE) $(BIN)/mypy app.py
+	MYPYPATH=$(subst $(space),:,$(HANDLER_ROOTS)) $(BIN)/mypy $(addprefix -p ,$(HANDLER_PACKAGES))
 
 format: setup ## Apply ruff fixes and formatting
 	$(BIN)/ruff check --fix .

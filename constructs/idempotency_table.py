@@ -13,6 +13,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 
 from constructs import Construct
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
 
 ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
 
@@ -41,7 +42,7 @@ class IdempotencyTable(Construct):
             encryption=dynamodb.TableEncryptionV2.aws_managed_key(),
             removal_policy=removal_policy,
         )
-        self.environment = {"IDEMPOTENCY_TABLE": self.table.table_name}
+        self.environment = {kit.IDEMPOTENCY_TABLE: self.table.table_name}
 
     def grant(self, grantee: iam.IGrantable) -> iam.Grant:
         """Exactly the item actions of Powertools' DynamoDB persistence layer."""

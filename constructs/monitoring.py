@@ -51,6 +51,7 @@ from cdk_monitoring_constructs import (
 )
 
 from constructs import Construct, IConstruct
+from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.defaults import ARCHITECTURE, FUNCTION_TIMEOUT, RUNTIME
 from conveyor.constructs.event_router import EventRouter
 from conveyor.constructs.fan_out_topic import FanOutTopic
@@ -60,6 +61,8 @@ from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.constructs.queues import allow_service_to_encrypt, dead_letter_alarm, new_key
 from conveyor.constructs.rules import require
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
+from conveyor.lambdas.remediation.remediation import contract as remediation
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 # Idle queues, functions and topics publish no data points: that is not a breach.
@@ -147,7 +150,7 @@ class RemediationRule:
     """What the remediation function does when ``alarm`` changes state."""
 
     alarm: cloudwatch.IAlarm
-    action: str  # "record_incident" | "redrive"
+    action: str  # remediation.ACTIONS: "record_incident" | "redrive"
     dead_letter_queue: sqs.IQueue
     source_queue: sqs.IQueue | None = None
 
@@ -238,12 +241,14 @@ class Monitoring(Construct):
         )
         self.remediation_rules.append(
             RemediationRule(
-                consumer.dead_letter_alarm, "record_incident", consumer.dead_letter_queue
+                consumer.dead_letter_alarm, remediation.RECORD_INCIDENT, consumer.dead_letter_queue
             )
         )
         if errors is not None:
             self.remediation_rules.append(
-                RemediationRule(errors, "redrive", consumer.dead_letter_queue, consumer.queue)
+                RemediationRule(
+                    errors, remediation.REDRIVE, consumer.dead_letter_queue, consumer.queue
+                )
             )
 
     def watch_function(self, function: lambda_.IFunction, *, name: str | None = None) -> None:
@@ -259,7 +264,7 @@ class Monitoring(Construct):
         self._watch_function(function.function, label, timeout=function.function.timeout)
         alarm = self._dead_letter_alarm(function.failure_queue, f"{label}-failures")
         self.remediation_rules.append(
-            RemediationRule(alarm, "record_incident", function.failure_queue)
+            RemediationRule(alarm, remediation.RECORD_INCIDENT, function.failure_queue)
         )
 
     def watch_topic(self, topic: sns.ITopic, *, name: str | None = None) -> None:
@@ -288,7 +293,7 @@ class Monitoring(Construct):
         self.watch_topic(fan_out.topic, name=fan_out.node.id)
         for subscriber_id, dlq in fan_out.dead_letter_queues.items():
             alarm = self._dead_letter_alarm(dlq, f"{fan_out.node.id}-{subscriber_id}-dlq")
-            self.remediation_rules.append(RemediationRule(alarm, "record_incident", dlq))
+            self.remediation_rules.append(RemediationRule(alarm, remediation.RECORD_INCIDENT, dlq))
 
     def watch_event_router(self, router: EventRouter) -> None:
         """Per rule: failed invocations and invocations sent to the DLQ; the DLQ's depth.
@@ -331,7 +336,7 @@ class Monitoring(Construct):
                 self._adopt(alarm)
         alarm = self._dead_letter_alarm(router.dead_letter_queue, f"{router.node.id}-dlq")
         self.remediation_rules.append(
-            RemediationRule(alarm, "record_incident", router.dead_letter_queue)
+            RemediationRule(alarm, remediation.RECORD_INCIDENT, router.dead_letter_queue)
         )
 
     def watch_table(self, table: dynamodb.ITable, *, name: str | None = None) -> None:
@@ -522,7 +527,7 @@ def _is_cdk_internal(function: lambda_.Function) -> bool:
 
 # The remediation handler ships with Conveyor: constructs/ and lambdas/ are siblings both in
 # the repo and in the installed package.
-REMEDIATION_ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "remediation"
+REMEDIATION_ASSET = LAMBDAS_DIR / "remediation"
 
 
 class Remediation(Construct):
@@ -617,21 +622,18 @@ class Remediation(Construct):
         self.function = AsyncFunction(
             self,
             "Function",
-            code=lambda_.Code.from_asset(
-                str(REMEDIATION_ASSET),
-                exclude=["requirements.txt", "**/__pycache__", "*.pyc", "**/.*_cache"],
-            ),
-            handler="remediation.handler.handler",
+            code=handler_code(REMEDIATION_ASSET),
+            handler=remediation.HANDLER,
             layers=[layer.layer],
             timeout=FUNCTION_TIMEOUT,
             environment={
-                "REMEDIATION_RULES_PARAMETER": self.rules_parameter.parameter_name,
-                "AUDIT_TABLE": self.audit_table.table_name,
-                "REDRIVE_MAX_PER_DAY": str(redrive_max_per_day),
-                "REDRIVE_MAX_MESSAGES_PER_SECOND": str(redrive_messages_per_second),
-                "AUDIT_RETENTION_DAYS": str(audit_retention_days),
-                "POWERTOOLS_SERVICE_NAME": "alarm-remediation",
-                "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/Remediation",
+                remediation.REMEDIATION_RULES_PARAMETER: self.rules_parameter.parameter_name,
+                remediation.AUDIT_TABLE: self.audit_table.table_name,
+                remediation.REDRIVE_MAX_PER_DAY: str(redrive_max_per_day),
+                remediation.REDRIVE_MAX_MESSAGES_PER_SECOND: str(redrive_messages_per_second),
+                remediation.AUDIT_RETENTION_DAYS: str(audit_retention_days),
+                kit.POWERTOOLS_SERVICE_NAME: "alarm-remediation",
+                kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/Remediation",
             },
             removal_policy=removal_policy,
         )
@@ -643,7 +645,7 @@ class Remediation(Construct):
         )
         for rule in rules:
             rule.dead_letter_queue.grant(function, "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
-            if rule.action == "redrive":
+            if rule.action == remediation.REDRIVE:
                 assert rule.source_queue is not None
                 # A move task reads and deletes from the DLQ and sends to the source queue
                 # with the caller's permissions (and keys).
@@ -653,5 +655,5 @@ class Remediation(Construct):
                 )
                 rule.source_queue.grant_send_messages(function)
         alarm_topic.add_subscription(subscriptions.LambdaSubscription(function))
-        if any(rule.action == "redrive" for rule in rules):
+        if any(rule.action == remediation.REDRIVE for rule in rules):
             acknowledge_encrypted_send(function, "the source queues it redrives to")

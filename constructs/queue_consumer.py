@@ -46,11 +46,12 @@ from conveyor.constructs.queues import (
     new_key,
 )
 from conveyor.constructs.rules import known, require, seconds
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
 
 MAX_VISIBILITY_TIMEOUT_S = 12 * 3600
 MAX_RETENTION_S = 14 * 24 * 3600
 MIN_RETENTION_S = 60
-DEAD_LETTER_QUEUE_ENV = "DEAD_LETTER_QUEUE_URL"
+DEAD_LETTER_QUEUE_ENV = kit.DEAD_LETTER_QUEUE_URL
 
 
 class QueueConsumer(Construct):

@@ -1,4 +1,5 @@
-"""Pieces every topology stack shares."""
+"""Pieces every topology stack shares: operations (alarms, dashboard, remediation) and the
+dependencies layer of a handler asset. Handler code comes from ``conveyor.constructs.assets``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from constructs import Construct
 from conveyor.constructs.defaults import ARCHITECTURE, RUNTIME
 from conveyor.constructs.monitoring import AlarmTopic, Monitoring, Remediation
 from conveyor.constructs.python_layer import PythonDependenciesLayer
+
+__all__ = ["Operations", "dependencies_layer", "operate"]
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,6 @@ def operate(
     return Operations(alarms, monitoring, remediation)
 
 
-# What a handler asset folder holds that must not be deployed: dependencies go to the layer,
-# caches would make the asset hash depend on whoever ran the tests or the type checker last.
-ASSET_EXCLUDES = (
-    "requirements.txt",
-    "**/__pycache__",
-    "*.pyc",
-    "**/.mypy_cache",
-    "**/.pytest_cache",
-    "**/.ruff_cache",
-)
-
-
 def dependencies_layer(
     scope: Construct, asset: Path, description: str, cache_dir: Path | None
 ) -> lambda_.ILayerVersion:
@@ -83,8 +74,3 @@ def dependencies_layer(
         description=description,
         cache_dir=cache_dir,
     ).layer
-
-
-def handler_code(asset: Path) -> lambda_.Code:
-    """The code of a handler asset folder (``lambdas/<name>``), without caches."""
-    return lambda_.Code.from_asset(str(asset), exclude=list(ASSET_EXCLUDES))

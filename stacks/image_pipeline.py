@@ -16,14 +16,17 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
+from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.constructs.rules import acknowledge
-from conveyor.stacks._common import dependencies_layer, handler_code, operate
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
+from conveyor.lambdas.image_resize.image_resize import contract
+from conveyor.stacks._common import dependencies_layer, operate
 
 # stacks/ and lambdas/ are siblings both in the repo and in the installed conveyor package.
-ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "image_resize"
+ASSET = LAMBDAS_DIR / "image_resize"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".JPG", ".JPEG", ".PNG", ".WEBP")
 OUTPUT_PREFIX = "thumbnails/"
 FUNCTION_TIMEOUT = Duration.seconds(60)
@@ -70,16 +73,16 @@ class ImagePipelineStack(Stack):
             self,
             "Resize",
             code=handler_code(ASSET),
-            handler="image_resize.handler.handler",
+            handler=contract.HANDLER,
             layers=[layer],
             function_timeout=FUNCTION_TIMEOUT,
             memory_size=1024,
             environment={
-                "DESTINATION_BUCKET": self.processed_bucket.bucket_name,
-                "THUMBNAIL_SIZES": ",".join(str(size) for size in thumbnail_sizes),
-                "OUTPUT_PREFIX": OUTPUT_PREFIX,
-                "POWERTOOLS_SERVICE_NAME": "image-resize",
-                "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/ImagePipeline",
+                contract.DESTINATION_BUCKET: self.processed_bucket.bucket_name,
+                contract.THUMBNAIL_SIZES: ",".join(str(size) for size in thumbnail_sizes),
+                contract.OUTPUT_PREFIX: OUTPUT_PREFIX,
+                kit.POWERTOOLS_SERVICE_NAME: "image-resize",
+                kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/ImagePipeline",
             },
             allow_direct_dead_lettering=True,
             removal_policy=removal_policy,

@@ -16,15 +16,18 @@ from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from aws_cdk import aws_lambda as lambda_
 
 from constructs import Construct
+from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.fan_out_topic import FanOutTopic
 from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.constructs.queues import new_key, queue_with_dead_letter
-from conveyor.stacks._common import dependencies_layer, handler_code, operate
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
+from conveyor.lambdas.order_events.order_events import contract
+from conveyor.stacks._common import dependencies_layer, operate
 
-ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "order_events"
-CONSUMERS = ("payment", "inventory", "shipping", "notification")
+ASSET = LAMBDAS_DIR / "order_events"
+CONSUMERS = contract.CONSUMER_NAMES
 ORDER_PLACED = {"eventType": ["OrderPlaced"]}
 # Payload-based filtering: the message body, not its attributes.
 LARGE_ORDERS = {"eventType": ["OrderPlaced"], "order": {"total": [{"numeric": [">=", 100]}]}}
@@ -55,7 +58,7 @@ class OrderEventsStack(Stack):
         code = handler_code(ASSET)
         common_env = {
             **self.idempotency.environment,
-            "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/OrderEvents",
+            kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/OrderEvents",
         }
 
         self.topic = FanOutTopic(self, "OrderEvents", removal_policy=removal_policy)
@@ -76,12 +79,12 @@ class OrderEventsStack(Stack):
                 # deliveries are exercised by the same handler.
                 raw_message_delivery=name == "shipping",
                 code=code,
-                handler="order_events.handler.handler",
+                handler=contract.CONSUMER_HANDLER,
                 layers=[layer],
                 environment={
                     **common_env,
-                    "CONSUMER_NAME": name,
-                    "POWERTOOLS_SERVICE_NAME": f"order-{name}",
+                    contract.CONSUMER_NAME: name,
+                    kit.POWERTOOLS_SERVICE_NAME: f"order-{name}",
                 },
                 allow_direct_dead_lettering=True,
             )
@@ -107,7 +110,7 @@ class OrderEventsStack(Stack):
         # The course's attribute routing: invoice → Lambda A, user → Lambda B.
         self.invoice = self._routed_function(
             "Invoice",
-            "order_events.routing.invoice_handler",
+            contract.INVOICE_HANDLER,
             "invoice",
             code,
             layer,
@@ -116,7 +119,7 @@ class OrderEventsStack(Stack):
         )
         self.user = self._routed_function(
             "User",
-            "order_events.routing.user_handler",
+            contract.USER_HANDLER,
             "user",
             code,
             layer,
@@ -152,7 +155,7 @@ class OrderEventsStack(Stack):
             code=code,
             handler=handler,
             layers=[layer],
-            environment={**common_env, "POWERTOOLS_SERVICE_NAME": f"{event_type}-events"},
+            environment={**common_env, kit.POWERTOOLS_SERVICE_NAME: f"{event_type}-events"},
             encryption_key=self._failure_key,
             removal_policy=removal_policy,
         )

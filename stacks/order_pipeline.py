@@ -16,12 +16,15 @@ from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 
 from constructs import Construct
+from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.fifo_ingest_api import FifoIngestApi
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.stacks._common import dependencies_layer, handler_code, operate
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
+from conveyor.lambdas.order_pipeline.order_pipeline import contract
+from conveyor.stacks._common import dependencies_layer, operate
 
-ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "order_pipeline"
-EVENTS = ["created", "paid", "shipped"]
+ASSET = LAMBDAS_DIR / "order_pipeline"
+EVENTS = list(contract.EVENTS)
 _ID = "^[A-Za-z0-9_-]{1,64}$"
 T = apigateway.JsonSchemaType
 
@@ -107,13 +110,13 @@ class OrderPipelineStack(Stack):
             "OrderEvents",
             fifo=True,
             code=handler_code(ASSET),
-            handler="order_pipeline.handler.handler",
+            handler=contract.HANDLER,
             layers=[layer],
             batch_size=10,
             environment={
-                "ORDERS_TABLE": self.table.table_name,
-                "POWERTOOLS_SERVICE_NAME": "order-pipeline",
-                "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/OrderPipeline",
+                contract.ORDERS_TABLE: self.table.table_name,
+                kit.POWERTOOLS_SERVICE_NAME: "order-pipeline",
+                kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/OrderPipeline",
             },
             allow_direct_dead_lettering=True,
             removal_policy=removal_policy,

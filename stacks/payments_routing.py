@@ -14,21 +14,24 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 
 from constructs import Construct
+from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.event_router import EventRouter, Target
 from conveyor.constructs.functions import AsyncFunction
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.queues import queue_with_dead_letter
-from conveyor.stacks._common import dependencies_layer, handler_code, operate
+from conveyor.lambdas.handler_kit.handler_kit import contract as kit
+from conveyor.lambdas.payments.payments import contract
+from conveyor.stacks._common import dependencies_layer, operate
 
-ASSET = Path(__file__).resolve().parent.parent / "lambdas" / "payments"
-SOURCE = "app.paiement"
+ASSET = LAMBDAS_DIR / "payments"
+SOURCE = contract.SOURCE
 REVIEW_THRESHOLD = 5000
 HIGH_VALUE_INVOICES = {
     "source": [SOURCE],
-    "detail-type": ["facture"],
+    "detail-type": [contract.DETAIL_TYPE],
     "detail": {"montant": [{"numeric": [">", REVIEW_THRESHOLD]}]},
 }
-ALL_INVOICES = {"source": [SOURCE], "detail-type": ["facture"]}
+ALL_INVOICES = {"source": [SOURCE], "detail-type": [contract.DETAIL_TYPE]}
 ALL_PAYMENT_EVENTS = {"source": [SOURCE]}
 
 
@@ -66,13 +69,13 @@ class PaymentsRoutingStack(Stack):
             self,
             "HighValueReview",
             code=handler_code(ASSET),
-            handler="payments.review.handler",
+            handler=contract.REVIEW_HANDLER,
             layers=[layer],
             environment={
                 **self.idempotency.environment,
-                "REVIEW_THRESHOLD": str(REVIEW_THRESHOLD),
-                "POWERTOOLS_SERVICE_NAME": "payments-review",
-                "POWERTOOLS_METRICS_NAMESPACE": "Conveyor/Payments",
+                contract.REVIEW_THRESHOLD: str(REVIEW_THRESHOLD),
+                kit.POWERTOOLS_SERVICE_NAME: "payments-review",
+                kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/Payments",
             },
             encryption_key=self.router.encryption_key,
             removal_policy=removal_policy,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,13 @@ if _NODE.exists():
 os.environ.setdefault("JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION", "1")
 
 from aws_cdk import App  # noqa: E402
+
+# The handler kit, importable as `handler_kit` as in a deployed function (where it sits next to
+# the handler package): the handler tests, and sandbox tests that run a raw `lambdas/<asset>`
+# folder, import it from there. Deployed (staged) assets carry their own copy.
+KIT_ROOT = ROOT / "lambdas" / "handler_kit"
+if str(KIT_ROOT) not in sys.path:
+    sys.path.insert(0, str(KIT_ROOT))
 
 
 def cdk_json_context() -> dict[str, Any]:
@@ -78,10 +86,6 @@ def synthesized(make_app, sandbox_settings, tmp_path_factory):
 @pytest.fixture
 def aws_credentials(monkeypatch):
     """Fake credentials and region so boto3 clients under moto never look for real ones."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
+    from tests.support.aws import fake_aws_env
+
+    fake_aws_env(monkeypatch)

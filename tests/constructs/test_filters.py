@@ -674,10 +674,10 @@ def aws() -> Iterator[tuple[Any, Any]]:
     import boto3
     from moto import mock_aws
 
+    from tests.support.aws import fake_aws_env
+
     with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            env.setenv(name, "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        fake_aws_env(env)
         with mock_aws():
             yield (
                 boto3.client("sns", region_name="us-east-1"),

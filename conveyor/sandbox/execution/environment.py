@@ -325,6 +325,11 @@ def _identifier(text: str) -> str:
     return re.sub(r"\W", "_", text)[:60] or "function"
 
 
+# Packages every asset carries its own copy of: private even when the host process imported
+# them (Conveyor's handler kit holds per-function state, e.g. its cached boto3 clients).
+_ALWAYS_PRIVATE_NAMES = frozenset({"handler_kit"})
+
+
 def _private_names(code_dir: Path, top: str) -> frozenset[str]:
     """Top-level names the function's code owns: its handler package, and (unless the asset
     vendors installed distributions) the other modules and packages of the asset root."""
@@ -346,7 +351,7 @@ def _private_names(code_dir: Path, top: str) -> frozenset[str]:
             name.isidentifier()
             and name != "__pycache__"
             and name not in sys.stdlib_module_names
-            and name not in sys.modules
+            and (name not in sys.modules or name in _ALWAYS_PRIVATE_NAMES)
         ):
             names.add(name)
     return frozenset(names)

@@ -16,67 +16,42 @@ Nothing is dropped without a log line and a metric.
 
 from __future__ import annotations
 
-import functools
-import json
-import os
 import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
 from aws_lambda_powertools.utilities.data_classes import S3Event
-from botocore.client import BaseClient
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from botocore.exceptions import ClientError
+from handler_kit.clients import lazy_client
+from handler_kit.consumer import SqsConsumer
+from handler_kit.dead_letter import DeadLetterQueue
+from handler_kit.failures import error_code, http_status, is_transient
+from handler_kit.messages import load_json_object
+from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
-from .config import ConfigError, Settings
+from .config import Settings
 from .thumbnails import ImageTooLarge, RejectedImage, Thumbnail, make_thumbnails
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+__all__ = ["handler", "is_transient", "output_key", "parse_notification", "process_object_event"]
 
 logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Conveyor")
+metrics = new_metrics()
 # When every record of a batch fails, process_partial_response raises BatchProcessingError
 # (Powertools' default) rather than listing them all: the invocation then counts as an error,
 # so the Lambda Errors metric shows it and the SQS event source backs off (e.g. S3 throttling).
 processor = BatchProcessor(event_type=EventType.SQS)
 
-_BOTO_CONFIG = Config(retries={"mode": "standard"})
-
 # S3 notification bodies that are not about an object.
 _TEST_EVENT = "s3:TestEvent"
 _OBJECT_CREATED = "ObjectCreated:"
-
-# Error codes worth retrying; any 5xx status is retried too.
-_TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "SlowDown",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottled",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "ServiceUnavailable",
-        "InternalError",
-    }
-)
-_MAX_ERROR_REASON_CHARS = 1024
 # Log keys naming the object being processed, set per S3 record, removed after each message.
 _OBJECT_LOG_KEYS = ("bucket", "key", "event_name")
 
@@ -106,87 +81,48 @@ class ObjectEvent:
 
 
 # ---------------------------------------------------------------------------------------------
-# Lazily created, cached per execution environment. Nothing AWS is touched at import time, so
-# a test's moto mock (started after import) still catches every call.
+# Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> Settings:
-    return Settings.from_env(os.environ)
+_settings = cached_settings(Settings)
 
 
-@functools.cache
-def _s3_client() -> BaseClient:
-    return boto3.client("s3", config=_BOTO_CONFIG)
-
-
-@functools.cache
-def _sqs_client() -> BaseClient:
-    return boto3.client("sqs", config=_BOTO_CONFIG)
+_s3_client = lazy_client("s3")
+_sqs_client = lazy_client("sqs")
+_dead_letter_queue = DeadLetterQueue(logger, metrics, _sqs_client, label="Malformed message")
 
 
 # ---------------------------------------------------------------------------------------------
 # Entry point
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        _settings()
-    except ConfigError as exc:
-        # Every record would fail the same way: fail the invocation, SQS retries the batch
-        # and the redrive policy eventually moves it to the DLQ.
-        logger.exception(
-            "Invalid configuration: failing the whole batch", extra={"variable": exc.variable}
-        )
-        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=_count(event))
-        raise
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
-    )
+consumer = SqsConsumer(logger, metrics, _settings, processor)
 
 
-def record_handler(record: SQSRecord) -> None:
-    """Handle one SQS message. Returning acknowledges it; raising makes it a batch failure."""
-    with logger.append_context_keys(message_id=record.message_id):
-        try:
-            _handle_message(record, _settings())
-        except Exception as exc:
-            _log_failure(exc)
-            metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)
-            raise
-        finally:
-            logger.remove_keys(_OBJECT_LOG_KEYS)
-
-
+@consumer.record_logic(logged_errors=(MalformedMessage,), log_keys=_OBJECT_LOG_KEYS)
 def _handle_message(record: SQSRecord, settings: Settings) -> None:
     try:
-        body = _load_body(record.body)
+        body = load_json_object(record.body, "body", error=MalformedMessage, decimals=False)
         if body.get("Event") == _TEST_EVENT:
             logger.info("Ignoring s3:TestEvent", extra={"test_event_bucket": body.get("Bucket")})
-            metrics.add_metric(name="TestEventsIgnored", unit=MetricUnit.Count, value=1)
+            count(metrics, "TestEventsIgnored")
             return
         events = parse_notification(body)
     except MalformedMessage as exc:
-        _dead_letter(record, str(exc), settings)
+        _dead_letter_queue.send(
+            record, str(exc), MalformedMessage(str(exc)), settings.dead_letter_queue_url
+        )
         return
     for event in events:
         process_object_event(event, settings)
 
 
+record_handler = consumer.record_handler
+handler = consumer.lambda_handler()
+
+
 # ---------------------------------------------------------------------------------------------
 # Parsing: any shape problem is a MalformedMessage
-
-
-def _load_body(raw: str) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
-        raise MalformedMessage(f"body is not JSON: {exc}") from exc
-    if not isinstance(body, dict):
-        raise MalformedMessage(f"body is JSON {type(body).__name__}, not an object")
-    return body
 
 
 def parse_notification(body: dict[str, Any]) -> list[ObjectEvent]:
@@ -246,15 +182,15 @@ def process_object_event(event: ObjectEvent, settings: Settings) -> None:
     logger.append_keys(bucket=event.bucket, key=event.key, event_name=event.event_name)
     if not event.event_name.startswith(_OBJECT_CREATED):
         logger.info("Ignoring event that is not ObjectCreated")
-        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        count(metrics, "EventsIgnored")
         return
     if event.bucket == settings.destination_bucket:
         logger.warning("Event for the destination bucket dropped to prevent a recursive loop")
-        metrics.add_metric(name="RecursionPrevented", unit=MetricUnit.Count, value=1)
+        count(metrics, "RecursionPrevented")
         return
     if event.key.endswith("/") and not event.size:
         logger.info("Ignoring folder marker object")
-        metrics.add_metric(name="EventsIgnored", unit=MetricUnit.Count, value=1)
+        count(metrics, "EventsIgnored")
         return
 
     try:
@@ -264,21 +200,21 @@ def process_object_event(event: ObjectEvent, settings: Settings) -> None:
         )
     except _ObjectMissing:
         logger.info("Object no longer exists; nothing to resize")
-        metrics.add_metric(name="ObjectsMissing", unit=MetricUnit.Count, value=1)
+        count(metrics, "ObjectsMissing")
         return
     except _StaleEvent:
         logger.info(
             "Object was overwritten after this event; the newer event will resize it",
             extra={"event_etag": event.etag, "sequencer": event.sequencer},
         )
-        metrics.add_metric(name="StaleEventsIgnored", unit=MetricUnit.Count, value=1)
+        count(metrics, "StaleEventsIgnored")
         return
     except RejectedImage as exc:
         logger.warning(
             f"Image rejected ({exc.reason}): {event.key}",
             extra={"reason": exc.reason, "detail": str(exc)},
         )
-        metrics.add_metric(name="ImagesRejected", unit=MetricUnit.Count, value=1)
+        count(metrics, "ImagesRejected")
         return
 
     for thumbnail in thumbnails:
@@ -287,8 +223,8 @@ def process_object_event(event: ObjectEvent, settings: Settings) -> None:
         "Thumbnails written",
         extra={"sizes": [t.size for t in thumbnails], "format": thumbnails[0].extension},
     )
-    metrics.add_metric(name="ThumbnailsWritten", unit=MetricUnit.Count, value=len(thumbnails))
-    metrics.add_metric(name="ImagesProcessed", unit=MetricUnit.Count, value=1)
+    count(metrics, "ThumbnailsWritten", len(thumbnails))
+    count(metrics, "ImagesProcessed")
 
 
 def _download(event: ObjectEvent, max_bytes: int) -> tuple[bytes, str]:
@@ -305,10 +241,10 @@ def _download(event: ObjectEvent, max_bytes: int) -> tuple[bytes, str]:
     try:
         response = _s3_client().get_object(**request)
     except ClientError as exc:
-        code = _error_code(exc)
+        code = error_code(exc)
         if code in ("NoSuchKey", "404", "NotFound"):
             raise _ObjectMissing from exc
-        if code == "PreconditionFailed" or _http_status(exc) == 412:
+        if code == "PreconditionFailed" or http_status(exc) == 412:
             raise _StaleEvent from exc
         raise
 
@@ -349,74 +285,3 @@ def _put_thumbnail(thumbnail: Thumbnail, event: ObjectEvent, etag: str, settings
             "source-etag": etag,
         },
     )
-
-
-# ---------------------------------------------------------------------------------------------
-# Failures
-
-
-def _dead_letter(record: SQSRecord, reason: str, settings: Settings) -> None:
-    """Send a malformed message to the DLQ as is, or fail it so that SQS redrives it there."""
-    reason = reason[:_MAX_ERROR_REASON_CHARS]
-    if settings.dead_letter_queue_url is None:
-        logger.error(
-            "Malformed message and no DEAD_LETTER_QUEUE_URL: failing it, the queue's "
-            "redrive policy moves it to the DLQ after maxReceiveCount",
-            extra={"reason": reason},
-        )
-        raise MalformedMessage(reason)
-    try:
-        response = _sqs_client().send_message(
-            QueueUrl=settings.dead_letter_queue_url,
-            MessageBody=record.body,
-            MessageAttributes={
-                "ErrorReason": {"DataType": "String", "StringValue": reason},
-                "SourceMessageId": {"DataType": "String", "StringValue": record.message_id},
-            },
-        )
-    except (BotoCoreError, ClientError) as exc:
-        logger.exception(
-            "Malformed message could not be sent to the dead-letter queue: failing it, the "
-            "queue's redrive policy moves it to the DLQ after maxReceiveCount",
-            extra={"reason": reason},
-        )
-        raise MalformedMessage(reason) from exc
-    logger.warning(
-        "Malformed message sent to the dead-letter queue",
-        extra={"reason": reason, "dead_letter_message_id": response.get("MessageId")},
-    )
-    metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=1)
-
-
-def _log_failure(exc: Exception) -> None:
-    if isinstance(exc, MalformedMessage):
-        return  # already logged by _dead_letter
-    if is_transient(exc):
-        logger.warning("Transient error: the message will be retried", exc_info=exc)
-    else:
-        logger.exception(
-            "Unexpected error: the message will be retried, then dead-lettered by the "
-            "queue's redrive policy"
-        )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Throttling, timeouts, 5xx and connection problems: a later attempt may succeed."""
-    if isinstance(exc, (BotocoreConnectionError, HTTPClientError)):
-        return True
-    if isinstance(exc, ClientError):
-        return _error_code(exc) in _TRANSIENT_ERROR_CODES or _http_status(exc) >= 500
-    return False
-
-
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
-
-
-def _http_status(exc: ClientError) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-
-
-def _count(event: dict[str, Any]) -> int:
-    records = event.get("Records") if isinstance(event, dict) else None
-    return len(records) if isinstance(records, list) else 0

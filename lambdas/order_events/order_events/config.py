@@ -6,12 +6,27 @@ Powertools reads its own variables (``POWERTOOLS_SERVICE_NAME``,
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
-CONSUMER_NAMES = ("payment", "inventory", "shipping", "notification")
+from handler_kit.contract import (
+    DEAD_LETTER_QUEUE_URL,
+    IDEMPOTENCY_EXPIRES_AFTER_SECONDS,
+    IDEMPOTENCY_TABLE,
+)
+from handler_kit.settings import ConfigError, choice, optional_table, positive_int, queue_url, table
+
+from . import contract
+from .contract import CONSUMER_NAMES
+
+__all__ = [
+    "CONSUMER_NAMES",
+    "DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS",
+    "DEFAULT_ROUTING_IDEMPOTENCY_SECONDS",
+    "ConfigError",
+    "ConsumerSettings",
+    "RoutingSettings",
+]
 
 # Consumers (SQS): an SQS message lives at most 14 days (maximum retention, kept when it moves
 # to the DLQ), so every redelivery of a processed message still finds its record.
@@ -19,19 +34,6 @@ DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS = 14 * 24 * 60 * 60  # 1209600
 # Routing handlers (SNS -> Lambda asynchronous invocation): events are retried for at most
 # 6 hours (the maximum event age), SNS redelivers within hours.
 DEFAULT_ROUTING_IDEMPOTENCY_SECONDS = 24 * 60 * 60  # 86400
-
-# A DynamoDB table name (3-255 characters of letters, digits, '_', '-', '.') or a table ARN.
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}")
-_UNSIGNED_INT = re.compile(r"[0-9]{1,10}")
-
-
-class ConfigError(ValueError):
-    """An environment variable is missing or invalid. ``variable`` names it."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable} {problem}")
-        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -50,12 +52,12 @@ class ConsumerSettings:
     def from_env(cls, environ: Mapping[str, str]) -> ConsumerSettings:
         """Build the settings from ``environ`` (normally ``os.environ``); raise ConfigError."""
         return cls(
-            consumer_name=_choice(environ, "CONSUMER_NAME", CONSUMER_NAMES),
-            idempotency_table=_table(environ, "IDEMPOTENCY_TABLE"),
-            idempotency_expires_after_seconds=_positive_int(
-                environ, "IDEMPOTENCY_EXPIRES_AFTER_SECONDS", DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS
+            consumer_name=choice(environ, contract.CONSUMER_NAME, CONSUMER_NAMES),
+            idempotency_table=table(environ, IDEMPOTENCY_TABLE),
+            idempotency_expires_after_seconds=_expiry(
+                environ, DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS
             ),
-            dead_letter_queue_url=_queue_url(environ, "DEAD_LETTER_QUEUE_URL"),
+            dead_letter_queue_url=queue_url(environ, DEAD_LETTER_QUEUE_URL),
         )
 
 
@@ -70,55 +72,11 @@ class RoutingSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> RoutingSettings:
         """Build the settings from ``environ`` (normally ``os.environ``); raise ConfigError."""
-        table = _optional(environ, "IDEMPOTENCY_TABLE")
         return cls(
-            idempotency_table=None if table is None else _table(environ, "IDEMPOTENCY_TABLE"),
-            idempotency_expires_after_seconds=_positive_int(
-                environ, "IDEMPOTENCY_EXPIRES_AFTER_SECONDS", DEFAULT_ROUTING_IDEMPOTENCY_SECONDS
-            ),
+            idempotency_table=optional_table(environ, IDEMPOTENCY_TABLE),
+            idempotency_expires_after_seconds=_expiry(environ, DEFAULT_ROUTING_IDEMPOTENCY_SECONDS),
         )
 
 
-def _optional(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
-
-
-def _required(environ: Mapping[str, str], name: str) -> str:
-    value = _optional(environ, name)
-    if value is None:
-        raise ConfigError(name, "is required but is not set")
-    return value
-
-
-def _choice(environ: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    value = _required(environ, name)
-    if value not in choices:
-        raise ConfigError(name, f"must be one of {', '.join(choices)}, got {value!r}")
-    return value
-
-
-def _table(environ: Mapping[str, str], name: str) -> str:
-    value = _required(environ, name)
-    if not (_TABLE_NAME.fullmatch(value) or _TABLE_ARN.fullmatch(value)):
-        raise ConfigError(name, f"must be a DynamoDB table name or table ARN, got {value!r}")
-    return value
-
-
-def _positive_int(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = _optional(environ, name)
-    if raw is None:
-        return default
-    if not _UNSIGNED_INT.fullmatch(raw) or int(raw) == 0:
-        raise ConfigError(name, f"must be a positive integer (seconds), got {raw!r}")
-    return int(raw)
-
-
-def _queue_url(environ: Mapping[str, str], name: str) -> str | None:
-    raw = _optional(environ, name)
-    if raw is None:
-        return None
-    parsed = urlparse(raw)
-    if parsed.scheme not in ("https", "http") or not parsed.netloc or len(parsed.path) <= 1:
-        raise ConfigError(name, f"must be an SQS queue URL (https://...), got {raw!r}")
-    return raw
+def _expiry(environ: Mapping[str, str], default: int) -> int:
+    return positive_int(environ, IDEMPOTENCY_EXPIRES_AFTER_SECONDS, default, unit="seconds")

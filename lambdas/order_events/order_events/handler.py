@@ -23,33 +23,30 @@ Nothing is dropped without a log line and a metric.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
-from botocore.client import BaseClient
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from handler_kit import idempotency
+from handler_kit.clients import lazy_client
+from handler_kit.consumer import SqsConsumer
+from handler_kit.contract import (
+    MALFORMED_MESSAGES,
+    NEWER_MINOR_VERSION_PROCESSED,
+    UNKNOWN_EVENT_TYPES_IGNORED,
+    UNSUPPORTED_VERSIONS,
+)
+from handler_kit.dead_letter import DeadLetterQueue
+from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
-from .config import ConfigError, ConsumerSettings
+from .config import ConsumerSettings
 from .consumers import perform
-from .failures import is_transient
 from .schema import (
     ORDER_PLACED,
     MalformedMessage,
@@ -64,53 +61,37 @@ from .schema import (
 )
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+__all__ = ["handler", "idempotency_key_prefix", "record_handler"]
+
 logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Conveyor")
+metrics = new_metrics()
 # When every record of a batch fails, process_partial_response raises BatchProcessingError
 # (Powertools' default): the invocation counts as an error and the event source backs off.
 processor = BatchProcessor(event_type=EventType.SQS)
 
-_BOTO_CONFIG = Config(retries={"mode": "standard"})
-_MAX_ERROR_REASON_CHARS = 1024
-# SQS allows 10 message attributes; the DLQ copy needs two of them for the reason.
-_MAX_MESSAGE_ATTRIBUTES = 10
-_DEAD_LETTER_ATTRIBUTES = ("ErrorReason", "SourceMessageId")
 # Log keys naming the order being processed, set per message, removed after each message.
 _ORDER_LOG_KEYS = ("order_id", "event_id", "sns_message_id")
 
 
 # ---------------------------------------------------------------------------------------------
-# Lazily created, cached per execution environment. Nothing AWS is touched at import time, so
-# a test's moto mock (started after import) still catches every call.
+# Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> ConsumerSettings:
-    return ConsumerSettings.from_env(os.environ)
+_settings = cached_settings(ConsumerSettings)
 
 
-@functools.cache
-def _sqs_client() -> BaseClient:
-    return boto3.client("sqs", config=_BOTO_CONFIG)
-
-
-@functools.cache
-def _dynamodb_client() -> BaseClient:
-    return boto3.client("dynamodb", config=_BOTO_CONFIG)
+_sqs_client = lazy_client("sqs")
+_dynamodb_client = lazy_client("dynamodb")
+_dead_letter_queue = DeadLetterQueue(logger, metrics, _sqs_client, label="Poison message")
 
 
 @functools.cache
 def _idempotency_config() -> IdempotencyConfig:
-    return IdempotencyConfig(
-        event_key_jmespath="orderId",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=_settings().idempotency_expires_after_seconds,
-        response_hook=_on_duplicate,
+    return idempotency.idempotency_config(
+        "orderId", _settings().idempotency_expires_after_seconds, _on_duplicate
     )
 
 
@@ -119,18 +100,13 @@ def _process_once() -> Callable[..., dict[str, Any]]:
     """``_fulfil`` made idempotent per consumer and order id (the key is built from
     ``key_prefix`` and the hash of ``order.orderId``, never from a message id)."""
     settings = _settings()
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=_dynamodb_client()
-    )
-    return cast(
-        Callable[..., dict[str, Any]],
-        idempotent_function(
-            _fulfil,
-            data_keyword_argument="order",
-            persistence_store=persistence,
-            config=_idempotency_config(),
-            key_prefix=idempotency_key_prefix(settings.consumer_name),
-        ),
+    return idempotency.once(
+        _fulfil,
+        data_keyword_argument="order",
+        table=settings.idempotency_table,
+        client=_dynamodb_client(),
+        config=_idempotency_config(),
+        key_prefix=idempotency_key_prefix(settings.consumer_name),
     )
 
 
@@ -143,40 +119,28 @@ def idempotency_key_prefix(consumer_name: str) -> str:
 # Entry point
 
 
-@logger.inject_lambda_context(clear_state=True)
-@metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        # Every record would fail the same way: fail the invocation, SQS retries the batch
-        # and the redrive policy eventually moves it to the DLQ.
-        logger.exception(
-            "Invalid configuration: failing the whole batch", extra={"variable": exc.variable}
-        )
-        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=_count(event))
-        raise
+def _prepare(settings: ConsumerSettings, context: LambdaContext) -> None:
     logger.append_keys(consumer=settings.consumer_name)
     # Lets an in-progress idempotency record expire with this invocation if it times out.
     _idempotency_config().register_lambda_context(context)
-    return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+
+
+def _log_in_progress(exc: Exception) -> bool:
+    if not isinstance(exc, IdempotencyAlreadyInProgressError):
+        return False
+    logger.warning(
+        "Another delivery of this order is being processed: the message will be retried",
+        exc_info=exc,
     )
+    return True
 
 
-def record_handler(record: SQSRecord) -> dict[str, Any] | None:
-    """Handle one SQS message. Returning acknowledges it; raising makes it a batch failure."""
-    with logger.append_context_keys(message_id=record.message_id):
-        try:
-            return _handle_message(record, _settings())
-        except Exception as exc:
-            _log_failure(exc)
-            metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)
-            raise
-        finally:
-            logger.remove_keys(_ORDER_LOG_KEYS)
+consumer = SqsConsumer(
+    logger, metrics, _settings, processor, prepare=_prepare, log_failure_hook=_log_in_progress
+)
 
 
+@consumer.record_logic(logged_errors=(MalformedMessage,), log_keys=_ORDER_LOG_KEYS)
 def _handle_message(record: SQSRecord, settings: ConsumerSettings) -> dict[str, Any] | None:
     """The consumer's result (also for a duplicate), or None if the message was not processed."""
     try:
@@ -190,19 +154,18 @@ def _handle_message(record: SQSRecord, settings: ConsumerSettings) -> dict[str, 
                 "Unknown eventType ignored: the subscription filter policy should have stopped it",
                 extra={"event_type": event_type[:200]},
             )
-            metrics.add_metric(name="UnknownEventTypesIgnored", unit=MetricUnit.Count, value=1)
+            count(metrics, UNKNOWN_EVENT_TYPES_IGNORED)
             return None
         version = version_of(message)
         check_supported(version)
         order_json = message.payload.get("order")
         order = parse_order(order_json)
-    except UnsupportedVersion as exc:
-        metrics.add_metric(name="UnsupportedVersions", unit=MetricUnit.Count, value=1)
-        _dead_letter(record, str(exc), settings)
-        return None
-    except MalformedMessage as exc:
-        metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
-        _dead_letter(record, str(exc), settings)
+    except (UnsupportedVersion, MalformedMessage) as exc:
+        is_unsupported = isinstance(exc, UnsupportedVersion)
+        count(metrics, UNSUPPORTED_VERSIONS if is_unsupported else MALFORMED_MESSAGES)
+        _dead_letter_queue.send(
+            record, str(exc), MalformedMessage(str(exc)), settings.dead_letter_queue_url
+        )
         return None
 
     event_id = message.payload.get("eventId")
@@ -215,8 +178,12 @@ def _handle_message(record: SQSRecord, settings: ConsumerSettings) -> dict[str, 
             "Processed an event of a newer minor version; its unknown fields were ignored",
             extra={"version": str(version)},
         )
-        metrics.add_metric(name="NewerMinorVersionProcessed", unit=MetricUnit.Count, value=1)
+        count(metrics, NEWER_MINOR_VERSION_PROCESSED)
     return result
+
+
+record_handler = consumer.record_handler
+handler = consumer.lambda_handler()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,91 +194,10 @@ def _fulfil(*, order: dict[str, Any], parsed: Order) -> dict[str, Any]:
     """Do this consumer's work. ``order`` (the event's JSON) is what Powertools hashes."""
     result = perform(_settings().consumer_name, parsed)
     logger.info("Order processed", extra={"result": result})
-    metrics.add_metric(name="OrdersProcessed", unit=MetricUnit.Count, value=1)
+    count(metrics, "OrdersProcessed")
     return result
 
 
-def _on_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    """Powertools calls this instead of ``_fulfil`` when the order was already processed."""
-    logger.info(
-        "Duplicate order event skipped: this consumer already processed the order",
-        extra={"idempotency_key": idempotent_data.idempotency_key, "result": response},
-    )
-    metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
-    return response
-
-
-# ---------------------------------------------------------------------------------------------
-# Failures
-
-
-def _dead_letter(record: SQSRecord, reason: str, settings: ConsumerSettings) -> None:
-    """Send a poison message to the DLQ as is, or fail it so that SQS redrives it there."""
-    reason = reason[:_MAX_ERROR_REASON_CHARS]
-    if settings.dead_letter_queue_url is None:
-        logger.error(
-            "Poison message and no DEAD_LETTER_QUEUE_URL: failing it, the queue's redrive "
-            "policy moves it to the DLQ after maxReceiveCount",
-            extra={"reason": reason},
-        )
-        raise MalformedMessage(reason)
-    try:
-        response = _sqs_client().send_message(
-            QueueUrl=settings.dead_letter_queue_url,
-            MessageBody=record.body,
-            MessageAttributes=_dead_letter_attributes(record, reason),
-        )
-    except (BotoCoreError, ClientError) as exc:
-        logger.exception(
-            "Poison message could not be sent to the dead-letter queue: failing it, the "
-            "queue's redrive policy moves it to the DLQ after maxReceiveCount",
-            extra={"reason": reason},
-        )
-        raise MalformedMessage(reason) from exc
-    logger.warning(
-        "Poison message sent to the dead-letter queue",
-        extra={"reason": reason, "dead_letter_message_id": response.get("MessageId")},
-    )
-    metrics.add_metric(name="MessagesDeadLettered", unit=MetricUnit.Count, value=1)
-
-
-def _dead_letter_attributes(record: SQSRecord, reason: str) -> dict[str, Any]:
-    """ErrorReason and SourceMessageId, plus the message's own String/Number attributes (raw
-    delivery: eventType, version...) so that a redriven message looks like the original."""
-    attributes: dict[str, Any] = {
-        "ErrorReason": {"DataType": "String", "StringValue": reason},
-        "SourceMessageId": {"DataType": "String", "StringValue": record.message_id},
-    }
-    original = record.get("messageAttributes")
-    for name, attribute in original.items() if isinstance(original, dict) else ():
-        if len(attributes) >= _MAX_MESSAGE_ATTRIBUTES or name in _DEAD_LETTER_ATTRIBUTES:
-            continue
-        if not isinstance(attribute, dict):
-            continue
-        data_type = attribute.get("dataType")
-        value = attribute.get("stringValue")
-        if isinstance(data_type, str) and data_type.startswith(("String", "Number")) and value:
-            attributes[name] = {"DataType": data_type, "StringValue": value}
-    return attributes
-
-
-def _log_failure(exc: Exception) -> None:
-    if isinstance(exc, MalformedMessage):
-        return  # already logged by _dead_letter
-    if isinstance(exc, IdempotencyAlreadyInProgressError):
-        logger.warning(
-            "Another delivery of this order is being processed: the message will be retried",
-            exc_info=exc,
-        )
-    elif is_transient(exc):
-        logger.warning("Transient error: the message will be retried", exc_info=exc)
-    else:
-        logger.exception(
-            "Unexpected error: the message will be retried, then dead-lettered by the "
-            "queue's redrive policy"
-        )
-
-
-def _count(event: dict[str, Any]) -> int:
-    records = event.get("Records") if isinstance(event, dict) else None
-    return len(records) if isinstance(records, list) else 0
+_on_duplicate = idempotency.duplicate_hook(
+    logger, metrics, "Duplicate order event skipped: this consumer already processed the order"
+)

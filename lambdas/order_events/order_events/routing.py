@@ -28,25 +28,21 @@ the first failure raises (with idempotency, a retry skips the ones already done)
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import SNSEvent
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from botocore.client import BaseClient
-from botocore.config import Config
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from handler_kit import idempotency
+from handler_kit.clients import lazy_client
+from handler_kit.consumer import load_settings, log_invocation_failure, reject_malformed
+from handler_kit.contract import MALFORMED_MESSAGES, RECORDS_FAILED, UNKNOWN_EVENT_TYPES_IGNORED
+from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
-from .config import ConfigError, RoutingSettings
-from .failures import is_transient
+from .config import RoutingSettings
 from .schema import (
     MalformedMessage,
     amount,
@@ -58,13 +54,12 @@ from .schema import (
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sns_event import SNSEventRecord
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Conveyor")
+__all__ = ["INVOICE", "ROUTES", "USER", "Route", "handle", "invoice_handler", "user_handler"]
 
-_BOTO_CONFIG = Config(retries={"mode": "standard"})
+logger = Logger()
+metrics = new_metrics()
 
 
 @dataclass(frozen=True)
@@ -111,23 +106,16 @@ ROUTES = {route.event_type: route for route in (INVOICE, USER)}
 # Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> RoutingSettings:
-    return RoutingSettings.from_env(os.environ)
+_settings = cached_settings(RoutingSettings)
 
 
-@functools.cache
-def _dynamodb_client() -> BaseClient:
-    return boto3.client("dynamodb", config=_BOTO_CONFIG)
+_dynamodb_client = lazy_client("dynamodb")
 
 
 @functools.cache
 def _idempotency_config(event_type: str) -> IdempotencyConfig:
-    return IdempotencyConfig(
-        event_key_jmespath=ROUTES[event_type].key_field,
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=_settings().idempotency_expires_after_seconds,
-        response_hook=_on_duplicate,
+    return idempotency.idempotency_config(
+        ROUTES[event_type].key_field, _settings().idempotency_expires_after_seconds, _on_duplicate
     )
 
 
@@ -137,18 +125,13 @@ def _process_once(event_type: str) -> Callable[..., dict[str, Any]]:
     settings = _settings()
     if settings.idempotency_table is None:
         return _process
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.idempotency_table, boto3_client=_dynamodb_client()
-    )
-    return cast(
-        Callable[..., dict[str, Any]],
-        idempotent_function(
-            _process,
-            data_keyword_argument="message",
-            persistence_store=persistence,
-            config=_idempotency_config(event_type),
-            key_prefix=f"order_events.routing.{event_type}",
-        ),
+    return idempotency.once(
+        _process,
+        data_keyword_argument="message",
+        table=settings.idempotency_table,
+        client=_dynamodb_client(),
+        config=_idempotency_config(event_type),
+        key_prefix=f"order_events.routing.{event_type}",
     )
 
 
@@ -172,14 +155,7 @@ def user_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any
 
 def handle(event: dict[str, Any], context: LambdaContext, route: Route) -> dict[str, Any]:
     """``{"processed": [result, ...], "ignored": n}``; raises to have the event retried."""
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        logger.exception(
-            "Invalid configuration: failing the invocation", extra={"variable": exc.variable}
-        )
-        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)
-        raise
+    settings = load_settings(logger, metrics, _settings)
     if settings.idempotency_table is not None:
         _idempotency_config(route.event_type).register_lambda_context(context)
     logger.append_keys(route=route.event_type)
@@ -193,7 +169,7 @@ def handle(event: dict[str, Any], context: LambdaContext, route: Route) -> dict[
             except MalformedMessage:
                 raise  # logged and counted already
             except Exception as exc:
-                _log_failure(exc)
+                log_invocation_failure(logger, metrics, exc, metric=RECORDS_FAILED)
                 raise
         if result is None:
             ignored += 1
@@ -244,18 +220,13 @@ def _process(*, message: dict[str, Any], route: Route) -> dict[str, Any]:
     """The route's work. ``message`` (validated) is what Powertools hashes."""
     result = route.work(message)
     logger.info("Message processed", extra={"result": result})
-    metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=1)
+    count(metrics, "MessagesProcessed")
     return result
 
 
-def _on_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    """Powertools calls this instead of ``_process`` when the key was already processed."""
-    logger.info(
-        "Duplicate message skipped: already processed",
-        extra={"idempotency_key": idempotent_data.idempotency_key, "result": response},
-    )
-    metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
-    return response
+_on_duplicate = idempotency.duplicate_hook(
+    logger, metrics, "Duplicate message skipped: already processed"
+)
 
 
 def _ignore(event_type: object, route: Route) -> None:
@@ -264,25 +235,10 @@ def _ignore(event_type: object, route: Route) -> None:
         "subscription filter policy should have stopped it",
         extra={"event_type": str(event_type)[:200]},
     )
-    metrics.add_metric(name="UnknownEventTypesIgnored", unit=MetricUnit.Count, value=1)
+    count(metrics, UNKNOWN_EVENT_TYPES_IGNORED)
 
 
 def _malformed(reason: str) -> NoReturn:
-    logger.error(
-        "Malformed message: raising, Lambda retries the event and then sends it to the "
-        "function's on-failure destination / dead-letter queue",
-        extra={"reason": reason},
+    reject_malformed(
+        logger, metrics, reason, what="message", metric=MALFORMED_MESSAGES, error=MalformedMessage
     )
-    metrics.add_metric(name="MalformedMessages", unit=MetricUnit.Count, value=1)
-    raise MalformedMessage(reason)
-
-
-def _log_failure(exc: Exception) -> None:
-    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=1)
-    if is_transient(exc):
-        logger.warning("Transient error: raising so that Lambda retries the event", exc_info=exc)
-    else:
-        logger.exception(
-            "Unexpected error: raising, Lambda retries the event and then sends it to the "
-            "function's on-failure destination / dead-letter queue"
-        )

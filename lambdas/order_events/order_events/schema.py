@@ -11,12 +11,14 @@ Numbers are parsed as ``Decimal`` (never binary floats: these are amounts of mon
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
+
+from handler_kit import messages
+from handler_kit.messages import shown as _shown
 
 ORDER_PLACED = "OrderPlaced"
 SUPPORTED_MAJOR = 1
@@ -69,6 +71,8 @@ class Message:
 
 @dataclass(frozen=True)
 class OrderItem:
+    """One entry of an OrderPlaced event's ``order.items``."""
+
     sku: str
     quantity: int
     unit_price: Decimal
@@ -89,21 +93,7 @@ class Order:
 
 def load_json_object(text: object, what: str) -> dict[str, Any]:
     """Parse ``text`` as a JSON object (numbers as Decimal); raise MalformedMessage."""
-    if text is None:
-        raise MalformedMessage(f"{what} is missing")
-    if not isinstance(text, str):
-        raise MalformedMessage(f"{what} is {type(text).__name__}, not a JSON string")
-    try:
-        value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
-        raise MalformedMessage(f"{what} is not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise MalformedMessage(f"{what} is JSON {type(value).__name__}, not an object")
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
+    return messages.load_json_object(text, what, error=MalformedMessage)
 
 
 def unwrap_sqs_body(body: str, sqs_attributes: Mapping[str, str]) -> Message:
@@ -271,11 +261,3 @@ def _object(value: object, field: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise MalformedMessage(f"{field} must be an object, got {_shown(value)}")
     return value
-
-
-def _shown(value: object) -> str:
-    """The offending value for an error reason: missing, or its repr (shortened)."""
-    if value is None:
-        return "nothing (missing or null)"
-    shown = str(value) if isinstance(value, Decimal) else repr(value)
-    return shown if len(shown) <= 80 else f"{shown[:77]}..."

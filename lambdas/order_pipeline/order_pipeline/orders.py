@@ -34,8 +34,8 @@ from typing import Any
 from boto3.dynamodb.types import TypeSerializer
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+from handler_kit.failures import is_conditional_check_failed
 
-from .failures import error_code
 from .schema import (
     CREATED,
     EVENTS,
@@ -52,7 +52,6 @@ from .schema import (
 _PREVIOUS = {PAID: CREATED, SHIPPED: PAID}
 _RANK = {status: rank for rank, status in enumerate(EVENTS, 1)}
 _FIRST_VERSION = 1
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 _serializer = TypeSerializer()
 
 
@@ -100,7 +99,7 @@ def apply_event(client: BaseClient, table: str, event: OrderEvent, delivery: Del
         else:
             version = _update(client, table, event, delivery)
     except ClientError as exc:
-        if error_code(exc) != _CONDITION_FAILED:
+        if not is_conditional_check_failed(exc):
             raise
         return _not_applied(event, exc.response.get("Item"))
     return Result(applied=True, status=event.event, version=version)

@@ -15,18 +15,18 @@ rejected.
 from __future__ import annotations
 
 import decimal
-import json
 import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
+from handler_kit import messages
+from handler_kit.messages import shown as _shown
 
-CREATED = "created"
-PAID = "paid"
-SHIPPED = "shipped"
-EVENTS = (CREATED, PAID, SHIPPED)
+from .contract import CREATED, EVENTS, PAID, SHIPPED
+
+__all__ = ["CREATED", "EVENTS", "PAID", "SHIPPED"]
 
 # orderId and customerId also become SQS MessageDeduplicationId / MessageGroupId (at most 128
 # characters); the other strings are bounded so that an order always fits in a 400 KB item.
@@ -58,6 +58,8 @@ class MalformedMessage(PermanentError):
 
 @dataclass(frozen=True)
 class OrderItem:
+    """One entry of a created event's ``items`` (stored on the order item)."""
+
     sku: str
     quantity: int
     unit_price: Decimal
@@ -137,19 +139,7 @@ def parse_event(body: object) -> OrderEvent:
 
 def load_json_object(body: object) -> dict[str, Any]:
     """Parse ``body`` as a JSON object (numbers as Decimal); raise MalformedMessage."""
-    if not isinstance(body, str):
-        raise MalformedMessage(f"body is {type(body).__name__}, not a JSON string")
-    try:
-        value = json.loads(body, parse_float=Decimal, parse_constant=_reject_constant)
-    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
-        raise MalformedMessage(f"body is not JSON: {exc}") from exc
-    if not isinstance(value, dict):
-        raise MalformedMessage(f"body is JSON {type(value).__name__}, not an object")
-    return value
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a valid JSON number")
+    return messages.load_json_object(body, "body", error=MalformedMessage)
 
 
 def _items(raw: object) -> tuple[OrderItem, ...]:
@@ -217,11 +207,3 @@ def _storable(number: Decimal, field: str, shown: object) -> Decimal:
             f"{field} cannot be stored exactly as a DynamoDB number, got {_shown(shown)}"
         ) from exc
     return number
-
-
-def _shown(value: object) -> str:
-    """The offending value for an error reason: missing, or its repr (shortened)."""
-    if value is None:
-        return "nothing (missing or null)"
-    shown = str(value) if isinstance(value, Decimal) else repr(value)
-    return shown if len(shown) <= 80 else f"{shown[:77]}..."

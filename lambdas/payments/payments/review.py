@@ -30,57 +30,46 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 import re
 from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
+from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+from handler_kit import idempotency
+from handler_kit.clients import lazy_client
+from handler_kit.consumer import load_settings, log_invocation_failure, reject_malformed
+from handler_kit.contract import (
+    NEWER_MINOR_VERSION_PROCESSED,
+    UNKNOWN_EVENT_TYPES_IGNORED,
+    UNSUPPORTED_VERSIONS,
 )
-from botocore.client import BaseClient
-from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from handler_kit.failures import is_transient
+from handler_kit.messages import shown as _shown
+from handler_kit.metrics import count, new_metrics
+from handler_kit.settings import cached_settings
 
-from .config import ConfigError, ReviewSettings
+from .config import ReviewSettings
+from .contract import DETAIL_TYPE, EVENTS_FAILED, MALFORMED_EVENTS
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Conveyor")
+__all__ = ["DETAIL_TYPE", "IDEMPOTENCY_KEY_PREFIX", "handler", "is_transient"]
 
-DETAIL_TYPE = "facture"
+logger = Logger()
+metrics = new_metrics()
+
 SUPPORTED_MAJOR = 1
 # The newest minor version this code was written for; newer minors only add optional fields.
 SUPPORTED_MINOR = 0
 DEFAULT_VERSION = "1.0"
 IDEMPOTENCY_KEY_PREFIX = "payments.review.facture"
 
-_BOTO_CONFIG = Config(retries={"mode": "standard"})
 _VERSION = re.compile(r"([0-9]{1,9})\.([0-9]{1,9})")
 _CURRENCY = re.compile(r"[A-Z]{3}")  # ISO 4217: three uppercase ASCII letters
-_TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "RequestLimitExceeded",
-        "ThrottlingException",
-        "Throttling",
-        "TransactionConflictException",
-        "InternalServerError",
-        "ServiceUnavailable",
-        "RequestTimeout",
-    }
-)
 
 
 class MalformedEvent(ValueError):
@@ -95,41 +84,29 @@ class UnsupportedVersion(ValueError):
 # Lazily created, cached per execution environment (nothing AWS is touched at import time).
 
 
-@functools.cache
-def _settings() -> ReviewSettings:
-    return ReviewSettings.from_env(os.environ)
+_settings = cached_settings(ReviewSettings)
 
 
-@functools.cache
-def _dynamodb_client() -> BaseClient:
-    return boto3.client("dynamodb", config=_BOTO_CONFIG)
+_dynamodb_client = lazy_client("dynamodb")
 
 
 @functools.cache
 def _idempotency_config() -> IdempotencyConfig:
-    return IdempotencyConfig(
-        event_key_jmespath="factureId",
-        raise_on_no_idempotency_key=True,
-        expires_after_seconds=_settings().idempotency_expires_after_seconds,
-        response_hook=_on_duplicate,
+    return idempotency.idempotency_config(
+        "factureId", _settings().idempotency_expires_after_seconds, _on_duplicate
     )
 
 
 @functools.cache
 def _review_once() -> Callable[..., dict[str, Any]]:
     """``_request_review`` made idempotent by factureId (not by the EventBridge event id)."""
-    persistence = DynamoDBPersistenceLayer(
-        table_name=_settings().idempotency_table, boto3_client=_dynamodb_client()
-    )
-    return cast(
-        Callable[..., dict[str, Any]],
-        idempotent_function(
-            _request_review,
-            data_keyword_argument="facture",
-            persistence_store=persistence,
-            config=_idempotency_config(),
-            key_prefix=IDEMPOTENCY_KEY_PREFIX,
-        ),
+    return idempotency.once(
+        _request_review,
+        data_keyword_argument="facture",
+        table=_settings().idempotency_table,
+        client=_dynamodb_client(),
+        config=_idempotency_config(),
+        key_prefix=IDEMPOTENCY_KEY_PREFIX,
     )
 
 
@@ -140,14 +117,7 @@ def _review_once() -> Callable[..., dict[str, Any]]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | None:
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        logger.exception(
-            "Invalid configuration: failing the invocation", extra={"variable": exc.variable}
-        )
-        metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=1)
-        raise
+    settings = load_settings(logger, metrics, _settings, metric=EVENTS_FAILED)
     _idempotency_config().register_lambda_context(context)
     if not isinstance(event, dict):
         _malformed(f"event is {type(event).__name__}, not an EventBridge event object")
@@ -160,7 +130,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | N
             f"Event of detail-type {detail_type!r} ignored: the rule should have filtered it",
             extra={"detail_type": str(detail_type)[:200]},
         )
-        metrics.add_metric(name="UnknownEventTypesIgnored", unit=MetricUnit.Count, value=1)
+        count(metrics, UNKNOWN_EVENT_TYPES_IGNORED)
         return None
 
     facture, version = _parse_detail(bridge_event.get("detail"))
@@ -170,20 +140,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any] | N
             "Invoice at or below the review threshold ignored: the rule should have filtered it",
             extra={"montant": facture["montant"], "threshold": str(settings.review_threshold)},
         )
-        metrics.add_metric(name="BelowThresholdIgnored", unit=MetricUnit.Count, value=1)
+        count(metrics, "BelowThresholdIgnored")
         return _result(facture, "IGNORED_BELOW_THRESHOLD")
 
     try:
         result = _review_once()(facture=facture, event_id=bridge_event.get("id"))
     except Exception as exc:
-        _log_failure(exc)
+        log_invocation_failure(logger, metrics, exc, metric=EVENTS_FAILED)
         raise
     if version[0] == SUPPORTED_MAJOR and version[1] > SUPPORTED_MINOR:
         logger.info(
             "Processed a detail of a newer minor version; its unknown fields were ignored",
             extra={"version": f"{version[0]}.{version[1]}"},
         )
-        metrics.add_metric(name="NewerMinorVersionProcessed", unit=MetricUnit.Count, value=1)
+        count(metrics, NEWER_MINOR_VERSION_PROCESSED)
     return result
 
 
@@ -206,7 +176,7 @@ def _parse_detail(detail: object) -> tuple[dict[str, Any], tuple[int, int]]:
             "to be replayed once this function is upgraded",
             extra={"reason": reason},
         )
-        metrics.add_metric(name="UnsupportedVersions", unit=MetricUnit.Count, value=1)
+        count(metrics, UNSUPPORTED_VERSIONS)
         raise UnsupportedVersion(reason)
 
     facture_id = detail.get("factureId")
@@ -242,13 +212,6 @@ def _as_decimal(number: float | Decimal) -> Decimal:
     return number if isinstance(number, Decimal) else Decimal(repr(number))
 
 
-def _shown(value: object) -> str:
-    if value is None:
-        return "nothing (missing or null)"
-    shown = repr(value)
-    return shown if len(shown) <= 80 else f"{shown[:77]}..."
-
-
 # ---------------------------------------------------------------------------------------------
 # The work, run once per factureId
 
@@ -259,7 +222,7 @@ def _request_review(*, facture: dict[str, Any], event_id: str | None) -> dict[st
         "Review requested",
         extra={"review": {**facture, "status": "PENDING_REVIEW", "event_id": event_id}},
     )
-    metrics.add_metric(name="HighValueReviewsRequested", unit=MetricUnit.Count, value=1)
+    count(metrics, "HighValueReviewsRequested")
     return _result(facture, "PENDING_REVIEW")
 
 
@@ -267,14 +230,9 @@ def _result(facture: dict[str, Any], status: str) -> dict[str, Any]:
     return {"factureId": facture["factureId"], "montant": facture["montant"], "status": status}
 
 
-def _on_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
-    """Powertools calls this instead of ``_request_review`` when the review was requested."""
-    logger.info(
-        "Duplicate facture event skipped: its review was already requested",
-        extra={"idempotency_key": idempotent_data.idempotency_key, "result": response},
-    )
-    metrics.add_metric(name="DuplicatesSkipped", unit=MetricUnit.Count, value=1)
-    return response
+_on_duplicate = idempotency.duplicate_hook(
+    logger, metrics, "Duplicate facture event skipped: its review was already requested"
+)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,38 +240,6 @@ def _on_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
 
 
 def _malformed(reason: str) -> NoReturn:
-    logger.error(
-        "Malformed event: raising, Lambda retries it and then sends it to the function's "
-        "on-failure destination / dead-letter queue",
-        extra={"reason": reason},
+    reject_malformed(
+        logger, metrics, reason, what="event", metric=MALFORMED_EVENTS, error=MalformedEvent
     )
-    metrics.add_metric(name="MalformedEvents", unit=MetricUnit.Count, value=1)
-    raise MalformedEvent(reason)
-
-
-def _log_failure(exc: Exception) -> None:
-    metrics.add_metric(name="EventsFailed", unit=MetricUnit.Count, value=1)
-    if is_transient(exc):
-        logger.warning("Transient error: raising so that Lambda retries the event", exc_info=exc)
-    else:
-        logger.exception(
-            "Unexpected error: raising, Lambda retries the event and then sends it to the "
-            "function's on-failure destination / dead-letter queue"
-        )
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True if ``exc``, or an error it wraps (Powertools wraps DynamoDB errors), is transient."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (BotocoreConnectionError, HTTPClientError)):
-            return True
-        if isinstance(current, ClientError):
-            error = current.response.get("Error", {})
-            status = current.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            if error.get("Code") in _TRANSIENT_ERROR_CODES or int(status) >= 500:
-                return True
-        current = current.__cause__ or current.__context__
-    return False

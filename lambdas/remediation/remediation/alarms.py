@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import EventBridgeEvent, SNSEvent
+from handler_kit.messages import shown as _shown
 
 OK = "OK"
 ALARM = "ALARM"
@@ -227,10 +228,3 @@ def _optional_text(value: object) -> str | None:
 def _reason(value: object) -> str | None:
     text = _optional_text(value)
     return None if text is None else text[:MAX_REASON_CHARS]
-
-
-def _shown(value: object) -> str:
-    if value is None:
-        return "nothing (missing or null)"
-    shown = repr(value)
-    return shown if len(shown) <= 80 else f"{shown[:77]}..."

@@ -33,9 +33,9 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
+from handler_kit.failures import error_code, is_conditional_check_failed
 
 from .alarms import AlarmChange, format_time
-from .failures import error_code, is_conditional_check_failed
 
 PENDING = "PENDING"
 OPEN = "OPEN"

@@ -30,9 +30,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-RECORD_INCIDENT = "record_incident"
-REDRIVE = "redrive"
-ACTIONS = (RECORD_INCIDENT, REDRIVE)
+from handler_kit.messages import shown
+from handler_kit.settings import ConfigError, int_between, required, table
+
+from . import contract
+from .contract import ACTIONS, RECORD_INCIDENT, REDRIVE, RULE_KEYS
+
+__all__ = ["ACTIONS", "RECORD_INCIDENT", "REDRIVE", "ConfigError", "QueueArn", "Rule", "Settings"]
+
 
 DEFAULT_REDRIVE_MAX_PER_DAY = 3
 MAX_REDRIVE_MAX_PER_DAY = 100
@@ -42,27 +47,11 @@ DEFAULT_AUDIT_RETENTION_DAYS = 90
 MAX_AUDIT_RETENTION_DAYS = 3650
 MAX_ALARM_NAME_CHARS = 255  # CloudWatch's limit
 
-# A DynamoDB table name (3-255 characters of letters, digits, '_', '-', '.') or a table ARN.
-_TABLE_NAME = re.compile(r"[A-Za-z0-9_.-]{3,255}")
-_TABLE_ARN = re.compile(r"arn:aws[a-z-]*:dynamodb:[a-z0-9-]+:[0-9]{12}:table/[A-Za-z0-9_.-]{3,255}")
 # An SQS queue ARN: 1-80 characters of letters, digits, '-', '_' (FIFO: ending in ".fifo").
 _QUEUE_ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):sqs:(?P<region>[a-z]{2}(?:-[a-z]+)+-[0-9]):"
     r"(?P<account>[0-9]{12}):(?P<name>[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo)"
 )
-_INT = re.compile(r"[0-9]{1,10}")
-_RULE_KEYS = {
-    RECORD_INCIDENT: ("action", "dead_letter_queue_arn"),
-    REDRIVE: ("action", "dead_letter_queue_arn", "source_queue_arn"),
-}
-
-
-class ConfigError(ValueError):
-    """An environment variable is missing or invalid. ``variable`` names it."""
-
-    def __init__(self, variable: str, problem: str) -> None:
-        super().__init__(f"{variable} {problem}")
-        self.variable = variable
 
 
 @dataclass(frozen=True)
@@ -118,25 +107,25 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
         """Build the settings from ``environ`` (normally ``os.environ``); raise ConfigError."""
         return cls(
-            rules=_rules(environ, "REMEDIATION_RULES"),
-            audit_table=_table(environ, "AUDIT_TABLE"),
-            redrive_max_per_day=_int_between(
+            rules=_rules(environ, contract.REMEDIATION_RULES),
+            audit_table=table(environ, contract.AUDIT_TABLE),
+            redrive_max_per_day=int_between(
                 environ,
-                "REDRIVE_MAX_PER_DAY",
+                contract.REDRIVE_MAX_PER_DAY,
                 DEFAULT_REDRIVE_MAX_PER_DAY,
                 0,
                 MAX_REDRIVE_MAX_PER_DAY,
             ),
-            redrive_max_messages_per_second=_int_between(
+            redrive_max_messages_per_second=int_between(
                 environ,
-                "REDRIVE_MAX_MESSAGES_PER_SECOND",
+                contract.REDRIVE_MAX_MESSAGES_PER_SECOND,
                 DEFAULT_REDRIVE_MAX_MESSAGES_PER_SECOND,
                 1,
                 MAX_REDRIVE_MAX_MESSAGES_PER_SECOND,
             ),
-            audit_retention_days=_int_between(
+            audit_retention_days=int_between(
                 environ,
-                "AUDIT_RETENTION_DAYS",
+                contract.AUDIT_RETENTION_DAYS,
                 DEFAULT_AUDIT_RETENTION_DAYS,
                 1,
                 MAX_AUDIT_RETENTION_DAYS,
@@ -149,7 +138,7 @@ class Settings:
 
 
 def _rules(environ: Mapping[str, str], name: str) -> Mapping[str, Rule]:
-    raw = _required(environ, name)
+    raw = required(environ, name)
     try:
         document = json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
@@ -175,7 +164,7 @@ def _rule(name: str, alarm_name: str, spec: object) -> Rule:
         raise ConfigError(
             name, f"{where}.action must be one of {', '.join(ACTIONS)}, got {_shown(action)}"
         )
-    allowed = _RULE_KEYS[action]
+    allowed = RULE_KEYS[action]
     unknown = sorted(set(spec) - set(allowed))
     if unknown:
         raise ConfigError(
@@ -222,41 +211,4 @@ def _reject_constant(constant: str) -> Any:
 
 
 def _shown(value: object) -> str:
-    if value is None:
-        return "nothing (missing or null)"
-    shown = repr(value)
-    return shown if len(shown) <= 120 else f"{shown[:117]}..."
-
-
-# ---------------------------------------------------------------------------------------------
-# Plain variables
-
-
-def _optional(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
-
-
-def _required(environ: Mapping[str, str], name: str) -> str:
-    value = _optional(environ, name)
-    if value is None:
-        raise ConfigError(name, "is required but is not set")
-    return value
-
-
-def _table(environ: Mapping[str, str], name: str) -> str:
-    value = _required(environ, name)
-    if not (_TABLE_NAME.fullmatch(value) or _TABLE_ARN.fullmatch(value)):
-        raise ConfigError(name, f"must be a DynamoDB table name or table ARN, got {value!r}")
-    return value
-
-
-def _int_between(
-    environ: Mapping[str, str], name: str, default: int, minimum: int, maximum: int
-) -> int:
-    raw = _optional(environ, name)
-    if raw is None:
-        return default
-    if not _INT.fullmatch(raw) or not minimum <= int(raw) <= maximum:
-        raise ConfigError(name, f"must be an integer between {minimum} and {maximum}, got {raw!r}")
-    return int(raw)
+    return shown(value, limit=120)

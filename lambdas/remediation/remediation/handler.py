@@ -38,25 +38,30 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import boto3
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-from botocore.client import BaseClient
-from botocore.config import Config
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
+from handler_kit.clients import lazy_client, lazy_regional_client
+from handler_kit.consumer import load_settings, log_invocation_failure, reject_malformed
+from handler_kit.failures import error_code, is_queue_missing
+from handler_kit.metrics import count, new_metrics
 
 from .alarms import ALARM, OK, AlarmChange, MalformedNotification, format_time, parse_event
 from .audit import AuditStore, ClaimStatus, LedgerEntry
 from .config import RECORD_INCIDENT, REDRIVE, ConfigError, QueueArn, Rule, Settings
-from .failures import is_queue_missing, is_transient
+from .contract import (
+    MALFORMED_NOTIFICATIONS,
+    NOTIFICATIONS_FAILED,
+    REMEDIATION_RULES,
+    REMEDIATION_RULES_PARAMETER,
+)
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
-metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "Conveyor")
-
-_BOTO_CONFIG = Config(retries={"mode": "standard"})
+metrics = new_metrics()
+# Where a rejected event goes once Lambda's asynchronous retries are exhausted.
+_DESTINATION = "the function's on-failure destination"
 REDRIVE_WINDOW = timedelta(hours=24)
 # Move task states during which SQS refuses another task on the same DLQ.
 _ACTIVE_TASK_STATUSES = frozenset({"RUNNING", "CANCELLING"})
@@ -92,7 +97,7 @@ _Work = Callable[[AlarmChange, Rule, Settings, datetime], Outcome]
 # a test's moto mock (started after import) still catches every call.
 
 
-RULES_PARAMETER_ENV = "REMEDIATION_RULES_PARAMETER"
+RULES_PARAMETER_ENV = REMEDIATION_RULES_PARAMETER
 
 
 @functools.cache
@@ -101,8 +106,8 @@ def _settings() -> Settings:
     ``REMEDIATION_RULES_PARAMETER`` (Lambda caps all environment variables at 4 KB together,
     about 15 rules); it is read once per execution environment."""
     environ = dict(os.environ)
-    if "REMEDIATION_RULES" not in environ and environ.get(RULES_PARAMETER_ENV):
-        environ["REMEDIATION_RULES"] = _read_rules_parameter(environ[RULES_PARAMETER_ENV])
+    if REMEDIATION_RULES not in environ and environ.get(RULES_PARAMETER_ENV):
+        environ[REMEDIATION_RULES] = _read_rules_parameter(environ[RULES_PARAMETER_ENV])
     return Settings.from_env(environ)
 
 
@@ -110,26 +115,16 @@ def _read_rules_parameter(name: str) -> str:
     try:
         response = _ssm_client().get_parameter(Name=name)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == "ParameterNotFound":
+        if error_code(exc) == "ParameterNotFound":
             raise ConfigError(RULES_PARAMETER_ENV, f"names a missing parameter {name!r}") from exc
         raise
     return str(response["Parameter"]["Value"])
 
 
-@functools.cache
-def _ssm_client() -> BaseClient:
-    return boto3.client("ssm", config=_BOTO_CONFIG)
-
-
-@functools.cache
-def _sqs_client(region: str) -> BaseClient:
-    """One client per region of the configured queues (normally just the function's)."""
-    return boto3.client("sqs", region_name=region, config=_BOTO_CONFIG)
-
-
-@functools.cache
-def _dynamodb_client() -> BaseClient:
-    return boto3.client("dynamodb", config=_BOTO_CONFIG)
+_ssm_client = lazy_client("ssm")
+# One client per region of the configured queues (normally just the function's).
+_sqs_client = lazy_regional_client("sqs")
+_dynamodb_client = lazy_client("dynamodb")
 
 
 @functools.cache
@@ -150,14 +145,7 @@ def _now() -> datetime:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        settings = _settings()
-    except ConfigError as exc:
-        logger.exception(
-            "Invalid configuration: failing the invocation", extra={"variable": exc.variable}
-        )
-        metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
-        raise
+    settings = load_settings(logger, metrics, _settings, metric=NOTIFICATIONS_FAILED)
     try:
         changes = parse_event(event)
     except MalformedNotification as exc:
@@ -171,7 +159,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             except NotificationInProgress:
                 raise  # logged and counted already
             except Exception as exc:
-                _log_failure(exc)
+                log_invocation_failure(
+                    logger, metrics, exc, metric=NOTIFICATIONS_FAILED, destination=_DESTINATION
+                )
                 raise
     return {"results": results}
 
@@ -228,7 +218,7 @@ def _once(
             "it once that invocation is done",
             extra={"claim_expires_at": (claim.existing or {}).get("claimExpiresAt")},
         )
-        metrics.add_metric(name="NotificationsInProgress", unit=MetricUnit.Count, value=1)
+        count(metrics, "NotificationsInProgress")
         raise NotificationInProgress(f"{change.alarm_name} at {change.state_change_time}")
     if claim.status is ClaimStatus.DUPLICATE:
         previous = (claim.existing or {}).get("outcome")
@@ -445,9 +435,9 @@ def _report(change: AlarmChange, rule: Rule | None, outcome: Outcome) -> dict[st
     }
     log = logger.warning if outcome.warning else logger.info
     log(outcome.message, extra={"remediation": summary})
-    metrics.add_metric(name=outcome.metric, unit=MetricUnit.Count, value=outcome.metric_value)
+    count(metrics, outcome.metric, outcome.metric_value)
     for extra in outcome.extra_metrics:
-        metrics.add_metric(name=extra, unit=MetricUnit.Count, value=1)
+        count(metrics, extra)
     return summary
 
 
@@ -472,21 +462,12 @@ def _claim_duration(context: Any) -> timedelta:
 
 
 def _malformed(reason: str) -> NoReturn:
-    logger.error(
-        "Malformed alarm notification: raising, Lambda retries the event and then sends it to "
-        "the function's on-failure destination",
-        extra={"reason": reason},
+    reject_malformed(
+        logger,
+        metrics,
+        reason,
+        what="alarm notification",
+        metric=MALFORMED_NOTIFICATIONS,
+        error=MalformedNotification,
+        destination=_DESTINATION,
     )
-    metrics.add_metric(name="MalformedNotifications", unit=MetricUnit.Count, value=1)
-    raise MalformedNotification(reason)
-
-
-def _log_failure(exc: Exception) -> None:
-    metrics.add_metric(name="NotificationsFailed", unit=MetricUnit.Count, value=1)
-    if is_transient(exc):
-        logger.warning("Transient error: raising so that Lambda retries the event", exc_info=exc)
-    else:
-        logger.exception(
-            "Unexpected error: raising, Lambda retries the event and then sends it to the "
-            "function's on-failure destination"
-        )

@@ -24,7 +24,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from remediation_support import (
     AUDIT_TABLE,
     DELETE,
@@ -52,8 +51,11 @@ from remediation_support import (
     sns_event,
 )
 
+from tests.support.aws import mocked_aws
+
 # isort: split
 # remediation_support (imported above) puts the asset root on sys.path.
+import handler_kit.clients
 from remediation import handler
 from remediation.alarms import MalformedNotification, parse_alarm_message
 from remediation.config import (
@@ -126,8 +128,6 @@ def remediation_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     for name, value in VALID_ENV.items():
         monkeypatch.setenv(name, value)
-    # POWERTOOLS_DEV=true in a developer's shell would silently disable the metrics asserted on.
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
 
 
 @pytest.fixture(autouse=True)
@@ -171,8 +171,7 @@ def aws(boto3_session: boto3.session.Session) -> Iterator[Aws]:
     Replaces conftest's image-resize ``aws``; reuses its session-wide boto3 session (moto's
     mock resets boto3.DEFAULT_SESSION, re-parsing the service models costs ~0.3 s a test).
     """
-    with mock_aws():
-        boto3.DEFAULT_SESSION = boto3_session
+    with mocked_aws(boto3_session):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         create_audit_table(dynamodb)
@@ -191,7 +190,8 @@ def no_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         def client(*args: Any, **kwargs: Any) -> Any:
             raise AssertionError("no AWS call was expected")
 
-    monkeypatch.setattr(handler, "boto3", NoBoto3)
+    # Every client of the handler is created by the kit's lazy factories.
+    monkeypatch.setattr(handler_kit.clients, "boto3", NoBoto3)
 
 
 @pytest.fixture

@@ -1,13 +1,12 @@
 """Helpers shared by conftest.py and test_image_resize.py (images, S3/SQS events, moto).
 
 A plain module rather than conftest: with --import-mode=importlib test modules cannot import
-conftest. conftest.py puts this folder on sys.path.
+conftest. conftest.py puts this folder on sys.path; the generic pieces are in tests/support.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import struct
 import zlib
 from dataclasses import dataclass
@@ -15,6 +14,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from PIL import Image
+
+from tests.support import events
 
 REGION = "us-east-1"
 SOURCE_BUCKET = "conveyor-uploads"
@@ -59,22 +60,6 @@ class Aws:
 
 # ------------------------------------------------------------------------------------------
 # Events
-
-
-@dataclass
-class FakeLambdaContext:
-    """What Logger.inject_lambda_context reads from the real LambdaContext."""
-
-    function_name: str = "image-resize"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 1024
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:image-resize"
-    aws_request_id: str = "c6af9ac6-7b61-11e6-9a41-93e812345678"
-    log_group_name: str = "/aws/lambda/image-resize"
-    log_stream_name: str = "2026/01/01/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 300_000
 
 
 def s3_record(
@@ -131,22 +116,7 @@ TEST_EVENT_BODY = {
 
 def sqs_record(body: dict[str, Any] | list[Any] | str, message_id: str) -> dict[str, Any]:
     """One record of the SQS event Lambda delivers; a non-str body is JSON-encoded."""
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"receipt-{message_id}",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": {
-            "ApproximateReceiveCount": "1",
-            "SentTimestamp": "1767268800000",
-            "SenderId": "AIDAIENQZJOLO23YVJ4VO",
-            "ApproximateFirstReceiveTimestamp": "1767268800001",
-        },
-        "messageAttributes": {},
-        "md5OfBody": "e4e68fb7bd0e697a0ae8f1bb342846b3",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:image-resize-queue",
-        "awsRegion": REGION,
-    }
+    return events.sqs_record(body, message_id, queue="image-resize-queue")
 
 
 # ------------------------------------------------------------------------------------------

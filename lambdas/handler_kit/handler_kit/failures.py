@@ -1,13 +1,20 @@
-"""Which AWS errors are worth retrying, and which mean that a queue no longer exists."""
+"""Which AWS errors are worth retrying, and which mean that a queue no longer exists.
+
+One classification for every handler: the union of what they each knew (SQS, S3, DynamoDB,
+KMS and generic throttling codes; any 5xx; connection errors; a DynamoDB transaction cancelled
+by throttling or a conflict), following wrapped errors through ``__cause__``/``__context__``
+(Powertools wraps DynamoDB errors), cycles included.
+"""
 
 from __future__ import annotations
 
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-# Error codes worth retrying (SQS, DynamoDB and generic AWS ones); any 5xx status is too.
+# Error codes worth retrying; any 5xx status is too.
 TRANSIENT_ERROR_CODES = frozenset(
     {
+        # Throttling
         "ProvisionedThroughputExceededException",
         "RequestLimitExceeded",
         "ThrottlingException",
@@ -16,21 +23,24 @@ TRANSIENT_ERROR_CODES = frozenset(
         "RequestThrottled",
         "AWS.SimpleQueueService.RequestThrottled",
         "TooManyRequestsException",
+        "LimitExceededException",
+        "KMSThrottlingException",
+        "SlowDown",
+        # Conflicts that a later attempt resolves
         "TransactionConflictException",
         "TransactionInProgressException",
-        "LimitExceededException",
+        # Server side
         "InternalServerError",
         "InternalError",
         "InternalFailure",
         "ServiceUnavailable",
         "RequestTimeout",
         "RequestTimeoutException",
-        "KMSThrottlingException",
     }
 )
 
 # Why DynamoDB cancels a transaction, when retrying may succeed.
-_TRANSIENT_CANCELLATION_CODES = frozenset(
+TRANSIENT_CANCELLATION_CODES = frozenset(
     {
         "ThrottlingError",
         "ProvisionedThroughputExceeded",
@@ -53,7 +63,7 @@ QUEUE_MISSING_ERROR_CODES = frozenset(
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True if ``exc``, or an error it wraps, is transient (throttling, 5xx, connection)."""
+    """True if ``exc``, or an error it wraps, is transient (throttling, 5xx, connection...)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -77,7 +87,7 @@ def _transaction_cancelled_transiently(exc: ClientError) -> bool:
         return False
     reasons = exc.response.get("CancellationReasons") or []
     codes = {str(reason.get("Code", "")) for reason in reasons if isinstance(reason, dict)}
-    return bool(codes & _TRANSIENT_CANCELLATION_CODES)
+    return bool(codes & TRANSIENT_CANCELLATION_CODES)
 
 
 def is_queue_missing(exc: ClientError) -> bool:

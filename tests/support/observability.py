@@ -1,4 +1,4 @@
-"""Helpers every Lambda handler test module shares (imported by the *_support modules)."""
+"""Reading what a Powertools handler emitted: EMF metrics on stdout, structured log lines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,26 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+
+def emf_totals(stdout: str, *, namespace: str | None = None) -> dict[str, float]:
+    """Totals by metric name of the EMF blobs in ``stdout`` (each in ``namespace`` if given)."""
+    totals: dict[str, float] = {}
+    for line in stdout.splitlines():
+        try:
+            blob = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(blob, dict) or "_aws" not in blob:
+            continue
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            if namespace is not None:
+                assert directive["Namespace"] == namespace
+            for metric in directive["Metrics"]:
+                value = blob[metric["Name"]]
+                values = value if isinstance(value, list) else [value]
+                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(values)
+    return totals
 
 
 class JsonLogCapture(logging.Handler):
@@ -32,7 +52,3 @@ def captured_logs(powertools_logger: Any) -> Iterator[list[dict[str, Any]]]:
         yield capture.logs
     finally:
         stdlib_logger.removeHandler(capture)
-
-
-def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}

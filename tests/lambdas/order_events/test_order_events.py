@@ -19,7 +19,17 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 from botocore.exceptions import ClientError
-from events_support import (
+from order_events import handler, routing
+from order_events.config import (
+    DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS,
+    DEFAULT_ROUTING_IDEMPOTENCY_SECONDS,
+    ConfigError,
+    ConsumerSettings,
+    RoutingSettings,
+)
+from order_events.consumers import shipment_id
+from order_events.schema import MalformedMessage
+from order_events_support import (
     DELETE,
     DLQ_NAME,
     IDEMPOTENCY_TABLE,
@@ -38,17 +48,8 @@ from events_support import (
     sqs_record,
     with_field,
 )
-from moto import mock_aws
-from order_events import handler, routing
-from order_events.config import (
-    DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS,
-    DEFAULT_ROUTING_IDEMPOTENCY_SECONDS,
-    ConfigError,
-    ConsumerSettings,
-    RoutingSettings,
-)
-from order_events.consumers import shipment_id
-from order_events.schema import MalformedMessage
+
+from tests.support.aws import mocked_aws
 
 VALID_ENV = {"CONSUMER_NAME": "payment", "IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE}
 DLQ_URL = f"https://sqs.{REGION}.amazonaws.com/123456789012/{DLQ_NAME}"
@@ -157,8 +158,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, boto3_session: boto3.session.Session) -
     Replaces conftest's image-resize ``aws``; reuses its session-wide boto3 session (moto's
     mock resets boto3.DEFAULT_SESSION, re-parsing the service models costs ~0.3 s a test).
     """
-    with mock_aws():
-        boto3.DEFAULT_SESSION = boto3_session
+    with mocked_aws(boto3_session):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         create_idempotency_table(dynamodb)

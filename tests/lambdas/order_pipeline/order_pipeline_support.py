@@ -1,8 +1,8 @@
 """Helpers for test_order_pipeline.py: order events, SQS FIFO records, moto resources, logs.
 
 A plain module rather than conftest (test modules cannot import conftest with
---import-mode=importlib); conftest.py puts this folder on sys.path. Importing this module puts
-the ``order_pipeline`` asset root on sys.path, so that the tests import the handler exactly as
+--import-mode=importlib); conftest.py puts this folder and the ``order_pipeline`` asset root
+on sys.path, so that the tests import the handler exactly as
 the Lambda runtime does (``order_pipeline.handler``).
 """
 
@@ -10,30 +10,25 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
-from lambda_support import JsonLogCapture, captured_logs, sqs_event  # noqa: F401 - re-exported
 
-HERE = Path(__file__).resolve().parent
-_ROOT = str(HERE.parents[1] / "lambdas" / "order_pipeline")
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+from tests.support.aws import ACCOUNT, REGION
+from tests.support.documents import DELETE, with_field
+from tests.support.events import sqs_event
+from tests.support.lambda_context import LambdaContext
+from tests.support.observability import captured_logs
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+__all__ = ["DELETE", "LambdaContext", "captured_logs", "sqs_event", "with_field"]
+
 ORDERS_TABLE = "conveyor-orders"
 SOURCE_QUEUE_NAME = "orders.fifo"
 DLQ_NAME = "orders-dlq.fifo"
 # SentTimestamp of every record built here (unless told otherwise), and the same as ISO 8601.
 SENT_TIMESTAMP = 1767268800000
 SENT_AT = "2026-01-01T12:00:00.000Z"
-
-# Marks a field to remove in with_field().
-DELETE = object()
 
 
 # ------------------------------------------------------------------------------------------
@@ -73,22 +68,6 @@ def shipped(order_id: str = "o-1", customer_id: str = "c-1", **fields: Any) -> d
         "carrier": "DHL",
         **fields,
     }
-
-
-def with_field(document: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """A deep copy of ``document`` with the field at ``path`` ("items.0.sku") set to
-    ``value``, or removed when ``value`` is DELETE."""
-    copy = json.loads(json.dumps(document))
-    *parents, leaf = path.split(".")
-    target: Any = copy
-    for parent in parents:
-        target = target[int(parent)] if isinstance(target, list) else target[parent]
-    key: Any = int(leaf) if isinstance(target, list) else leaf
-    if value is DELETE:
-        del target[key]
-    else:
-        target[key] = value
-    return copy
 
 
 # ------------------------------------------------------------------------------------------
@@ -153,22 +132,6 @@ def batch(*bodies: dict[str, Any] | str) -> dict[str, Any]:
 
 def failed_ids(response: dict[str, Any]) -> list[str]:
     return [failure["itemIdentifier"] for failure in response["batchItemFailures"]]
-
-
-@dataclass
-class LambdaContext:
-    """What Logger.inject_lambda_context reads from the real LambdaContext."""
-
-    function_name: str = "order-pipeline"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:order-pipeline"
-    aws_request_id: str = "3d1f0c2b-5a6e-4f7d-8c9b-0a1b2c3d4e5f"
-    log_group_name: str = "/aws/lambda/order-pipeline"
-    log_stream_name: str = "2026/01/01/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
 
 
 # ------------------------------------------------------------------------------------------

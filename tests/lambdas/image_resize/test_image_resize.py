@@ -936,6 +936,17 @@ def test_transient_errors_are_classified(aws) -> None:
     assert not handler.is_transient(RuntimeError("boom"))
 
 
+def test_a_wrapped_throttling_error_is_transient_too() -> None:
+    """The unified classification (handler kit) follows __cause__; the former image_resize
+    copy only looked at the error itself and called a wrapped SlowDown unexpected."""
+    slow_down = ClientError(
+        {"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject"
+    )
+    wrapped = RuntimeError("thumbnail upload failed")
+    wrapped.__cause__ = slow_down
+    assert handler.is_transient(wrapped)
+
+
 def test_unexpected_error_is_a_batch_item_failure(
     aws, notification_for, make_sqs_event, invoke, monkeypatch, handler_logs, jpeg_small_100x50
 ) -> None:

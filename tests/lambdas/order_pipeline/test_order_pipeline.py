@@ -20,7 +20,6 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError, EndpointConnectionError
 from botocore.stub import Stubber
-from moto import mock_aws
 from order_pipeline_support import (
     DELETE,
     DLQ_NAME,
@@ -41,6 +40,8 @@ from order_pipeline_support import (
     sqs_event,
     with_field,
 )
+
+from tests.support.aws import mocked_aws
 
 # isort: split
 # order_pipeline_support (imported above) puts the asset root on sys.path.
@@ -98,8 +99,7 @@ def aws(monkeypatch: pytest.MonkeyPatch, boto3_session: boto3.session.Session) -
     Replaces conftest's image-resize ``aws``; reuses its session-wide boto3 session (moto's
     mock resets boto3.DEFAULT_SESSION, re-parsing the service models costs ~0.3 s a test).
     """
-    with mock_aws():
-        boto3.DEFAULT_SESSION = boto3_session
+    with mocked_aws(boto3_session):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         create_orders_table(dynamodb)

@@ -13,7 +13,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 from botocore.exceptions import ClientError
-from events_support import (
+from payments import review
+from payments.config import (
+    DEFAULT_IDEMPOTENCY_SECONDS,
+    DEFAULT_REVIEW_THRESHOLD,
+    ConfigError,
+    ReviewSettings,
+)
+from payments_support import (
     DELETE,
     IDEMPOTENCY_TABLE,
     REGION,
@@ -26,14 +33,8 @@ from events_support import (
     idempotency_key,
     with_field,
 )
-from moto import mock_aws
-from payments import review
-from payments.config import (
-    DEFAULT_IDEMPOTENCY_SECONDS,
-    DEFAULT_REVIEW_THRESHOLD,
-    ConfigError,
-    ReviewSettings,
-)
+
+from tests.support.aws import mocked_aws
 
 OUR_VARIABLES = (
     "IDEMPOTENCY_TABLE",
@@ -74,8 +75,7 @@ def reset_review_state() -> Iterator[None]:
 @pytest.fixture
 def aws(boto3_session: boto3.session.Session) -> Iterator[Aws]:
     """moto DynamoDB with the idempotency table (replaces conftest's image-resize ``aws``)."""
-    with mock_aws():
-        boto3.DEFAULT_SESSION = boto3_session  # see conftest: saves re-parsing service models
+    with mocked_aws(boto3_session):
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         create_idempotency_table(dynamodb)
         yield Aws(dynamodb=dynamodb)

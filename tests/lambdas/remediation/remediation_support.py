@@ -1,29 +1,25 @@
 """Helpers for test_remediation.py: alarm notifications, moto resources, the move-task stub.
 
 A plain module rather than conftest (test modules cannot import conftest with
---import-mode=importlib); conftest.py puts this folder on sys.path. Importing this module puts
-the ``remediation`` asset root on sys.path, so that the tests import the handler exactly as the
+--import-mode=importlib); conftest.py puts this folder and the ``remediation`` asset root on
+sys.path, so that the tests import the handler exactly as the
 Lambda runtime does (``remediation.handler``).
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
-from lambda_support import JsonLogCapture, captured_logs  # noqa: F401 - re-exported
 
-HERE = Path(__file__).resolve().parent
-_ROOT = str(HERE.parents[1] / "lambdas" / "remediation")
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+from tests.support.aws import ACCOUNT, REGION
+from tests.support.lambda_context import LambdaContext
+from tests.support.observability import captured_logs, emf_totals
 
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
+__all__ = ["LambdaContext", "captured_logs", "emf_totals"]
+
 AUDIT_TABLE = "conveyor-remediation-audit"
 ALARM_TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:conveyor-alarms"
 
@@ -388,37 +384,3 @@ class Aws:
 
 # ------------------------------------------------------------------------------------------
 # Lambda
-
-
-@dataclass
-class LambdaContext:
-    """What Logger.inject_lambda_context and the handler read from the context."""
-
-    function_name: str = "remediation"
-    function_version: str = "$LATEST"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:remediation"
-    aws_request_id: str = "0b1c2d3e-4f50-4a6b-9c7d-8e9f0a1b2c3d"
-    log_group_name: str = "/aws/lambda/remediation"
-    log_stream_name: str = "2026/01/01/[$LATEST]abcdef"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
-
-
-def emf_totals(stdout: str) -> dict[str, float]:
-    """Totals by metric name of the EMF blobs in ``stdout``."""
-    totals: dict[str, float] = {}
-    for line in stdout.splitlines():
-        try:
-            blob = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(blob, dict) or "_aws" not in blob:
-            continue
-        for directive in blob["_aws"]["CloudWatchMetrics"]:
-            for metric in directive["Metrics"]:
-                value = blob[metric["Name"]]
-                values = value if isinstance(value, list) else [value]
-                totals[metric["Name"]] = totals.get(metric["Name"], 0) + sum(values)
-    return totals

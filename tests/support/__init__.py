@@ -1,0 +1,1 @@
+"""Generic test support: fake AWS environment, Lambda context, EMF/log capture, event shapes."""
