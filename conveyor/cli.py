@@ -307,9 +307,10 @@ def cost(args: argparse.Namespace) -> int:
 
     prices = load_prices(Path(args.prices) if args.prices else None)
     assumptions = Assumptions.from_args(args)
-    for stack in load_stacks(Path(args.assembly), args.stacks):
+    for index, stack in enumerate(load_stacks(Path(args.assembly), args.stacks)):
         report = estimate(stack, prices, args.region, assumptions)
-        print(format_report(report, output_format=args.format))
+        text = format_report(report, output_format=args.format)
+        sys.stdout.write(("\n" if index else "") + text + ("" if text.endswith("\n") else "\n"))
     return 0
 
 

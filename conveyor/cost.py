@@ -9,8 +9,9 @@ dead-letter and failure edges — overridable per target with ``per_event``. Eac
 gets the charges its service bills for that volume, every line naming the resource (construct
 path), the quantity, the unit price and the assumption behind it.
 
-Prices come from the dated table shipped with the package (``conveyor/data/prices.json``: its source, date
-and region are printed with every report). Free tiers are ignored unless ``free_tier=True``.
+Prices come from the dated table shipped with the package (``conveyor/data/prices.json``: its
+source, date and region are printed with every report). Free tiers are ignored unless
+``free_tier=True``.
 """
 
 from __future__ import annotations
@@ -69,10 +70,7 @@ class Prices:
 
 def load_prices(path: Path | None = None) -> Prices:
     """The shipped price table, or another file of the same shape."""
-    if path is None:
-        text = PRICE_TABLE.read_text()
-    else:
-        text = path.read_text()
+    text = PRICE_TABLE.read_text() if path is None else path.read_text()
     data = json.loads(text)
     free = {k: v for k, v in data.get("free_tier", {}).items() if isinstance(v, int | float)}
     return Prices(data["source"], data["retrieved"], data["currency"], data["regions"], free)
@@ -242,12 +240,12 @@ class _Estimator:
     # ---------------------------------------------------------------- traffic
     def factor(self, edge: Edge) -> tuple[float, str]:
         target = self.graph.nodes[edge.target]
-        override = _factor_override(self.a, target.label)
-        if override is not None:
-            return override, f"--per-event {target.label}"
         source = self.graph.nodes[edge.source]
         if edge.kind == ALARM or source.group == ALARM_GROUP:
             return 0.0, "alarm path: not traffic"
+        override = _factor_override(self.a, target.label)
+        if override is not None:
+            return override, f"--per-event {target.label}={override:g}"
         if edge.kind in (DEAD_LETTER, FAILURE):
             return self.a.failure_rate, f"failure rate {self.a.failure_rate:g}"
         if source.kind == "api" and edge.label.split(" ")[0] in READ_METHODS:
@@ -294,6 +292,16 @@ class _Estimator:
                 if indegree[edge.target] == 0:
                     ready.append(edge.target)
 
+    def why(self, node_id: str) -> str:
+        """Where a resource's messages come from, and the assumption of each edge."""
+        parts = []
+        for edge in sorted(self.incoming(node_id)):
+            if self.edge_volume[edge] > 0:
+                source = self.graph.nodes[edge.source].label
+                volume = self.edge_volume[edge]
+                parts.append(f"{volume:,.0f} from {source} ({self.factor(edge)[1]})")
+        return "; ".join(parts)
+
     def incoming(self, node_id: str) -> list[Edge]:
         return [e for e in self.edge_volume if e.target == node_id]
 
@@ -332,7 +340,7 @@ class _Estimator:
             "requests",
             key,
             1e6,
-            f"{volume:,.0f} messages × {chunks} request(s) per 64 KB chunk",
+            f"{chunks} request(s) per 64 KB chunk; {self.why(node.id)}",
             "SQS",
         )
         for edge in self.outgoing(node.id):
@@ -585,7 +593,7 @@ class _Estimator:
                 "requests",
                 "s3_put_per_1000",
                 1000,
-                "one PUT per object written",
+                f"one PUT per object; {self.why(node.id)}",
                 "S3",
             )
             self.add(
@@ -616,7 +624,7 @@ class _Estimator:
                 "WRU",
                 "dynamodb_write_per_million",
                 1e6,
-                f"{writes:,.0f} writes × {units} WRU per 1 KB item",
+                f"{units} WRU per 1 KB item; {self.why(node.id)}",
                 "DynamoDB",
             )
             self.add(
@@ -969,6 +977,12 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
+def _quantity(value: float, unit: str) -> str:
+    if value == 1 and unit.endswith("s") and not unit.endswith("-s"):
+        unit = unit[:-1]
+    return f"{_number(value)} {unit}"
+
+
 def _money(value: float) -> str:
     return f"{value:,.2f}" if abs(value) >= 0.005 or value == 0 else f"{value:.4f}"
 
@@ -990,7 +1004,7 @@ def format_report(report: Report, output_format: str = "text") -> str:
         (
             line.resource,
             line.item,
-            f"{_number(line.quantity)} {line.unit}",
+            _quantity(line.quantity, line.unit),
             _unit_price(line),
             _money(line.cost),
             line.assumption,

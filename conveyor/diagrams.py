@@ -974,7 +974,8 @@ def render(dot_source: str, output_format: str) -> bytes:
 # ---------------------------------------------------------------------------- README blocks
 
 GENERATED = re.compile(
-    r"(<!-- generated: conveyor diagram (?P<stack>[^\s>]+) -->\n```mermaid\n)(?P<body>.*?)(```)",
+    r"(<!-- generated: conveyor diagram (?P<stack>[^\s>]+) -->\n```(?:mermaid|text)\n)"
+    r"(?P<body>.*?)(```)",
     re.DOTALL,
 )
 

@@ -1,4 +1,4 @@
-"""The README's topology diagrams are the generated ones, from what ``make synth`` builds today.
+"""The README's diagrams and costs are generated, from what ``make synth`` builds today.
 
 The README is drawn from ``make synth``'s assembly (cdk.json's default ``sandbox``
 environment). This test synthesizes the same app with the same settings (without the review
@@ -8,6 +8,9 @@ asset hashes.
 
 from __future__ import annotations
 
+import argparse
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,38 @@ def test_readme_diagrams_equal_what_the_templates_produce(sandbox_stacks):
         if body != to_mermaid(build_graph(sandbox_stacks[name])):
             stale.append(name)
     assert not stale, f"README diagrams out of date for {stale}: regenerate with `{REGENERATE}`"
+
+
+COST_CLAIM = re.compile(
+    r"about \$(?P<total>[0-9.,]+)\*\* \((?P<region>[a-z0-9-]+), `conveyor cost (?P<args>[^`]+)`\)"
+)
+COST_OUTPUT = re.compile(
+    r"```console\n\$ conveyor cost (?P<args>[^\n]+)\n(?P<body>.*?)```", re.DOTALL
+)
+
+
+def _report(sandbox_stacks, arguments: list[str]) -> str:
+    from conveyor.cost import Assumptions, add_arguments, estimate, format_report, load_prices
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("stacks", nargs="*")
+    add_arguments(parser)
+    args = parser.parse_args(arguments)
+    (name,) = [n for n in sandbox_stacks if n.endswith(f"-{args.stacks[0]}")]
+    report = estimate(sandbox_stacks[name], load_prices(), args.region, Assumptions.from_args(args))
+    return format_report(report)
+
+
+def test_readme_costs_equal_what_conveyor_cost_computes(sandbox_stacks):
+    text = README.read_text()
+    claims = list(COST_CLAIM.finditer(text))
+    assert len(claims) == 4, "each topology section states its cost for 1 M events"
+    for claim in claims:
+        arguments = [*shlex.split(claim["args"]), "--region", claim["region"]]
+        report = _report(sandbox_stacks, arguments)
+        total = report.split("TOTAL")[1].split()[0]
+        assert claim["total"] == total, f"README says ${claim['total']} for `{claim['args']}`"
+    (output,) = COST_OUTPUT.finditer(text)
+    assert output["body"] == _report(sandbox_stacks, shlex.split(output["args"])), (
+        "the README's `conveyor cost` output is stale: paste the command's output again"
+    )
