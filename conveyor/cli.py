@@ -350,7 +350,11 @@ def add_diagram_and_cost(commands: Any) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from conveyor.about import __version__
-    from conveyor.sandbox.scenarios import EVENT_SHAPES
+
+    try:
+        from conveyor.sandbox.scenarios import EVENT_SHAPES
+    except ImportError:  # without the `sandbox` extra: diagram and cost still work
+        EVENT_SHAPES = {}
 
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"conveyor {__version__}")

@@ -110,3 +110,18 @@ def test_cost_estimates_a_users_stack(assembly, capsys):
     assert lines[("Orders", "Publish")]["cost"] == pytest.approx(0.50)
     assert lines[("Bus", "custom events")]["cost"] == pytest.approx(1.00)
     assert report["retrieved"] == "2026-12-02"
+
+
+def test_update_readme_rewrites_generated_blocks_and_check_detects_stale_ones(
+    assembly, tmp_path, capsys
+):
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "# Shop\n\n<!-- generated: conveyor diagram Shop -->\n```mermaid\nflowchart LR\n```\n"
+    )
+    args = ["diagram", "--assembly", str(assembly), "--update-readme", str(readme)]
+    assert main([*args, "--check"]) == 1
+    assert main(args) == 0
+    assert 'q_Work -->|"batch 5"| fn_Worker' in readme.read_text()
+    assert main([*args, "--check"]) == 0
+    assert "1 generated diagrams, up to date" in capsys.readouterr().out
