@@ -87,6 +87,7 @@ class Assumptions:
     failure_rate: float = 0.0
     log_kb_per_invocation: float = 1.0
     transitions: int | None = None
+    replay_fraction: float = 0.0
     free_tier: bool = False
 
     @classmethod
@@ -101,6 +102,7 @@ class Assumptions:
             failure_rate=args.failure_rate,
             log_kb_per_invocation=args.log_kb,
             transitions=args.transitions,
+            replay_fraction=args.replay_fraction,
             free_tier=args.free_tier,
         )
 
@@ -144,6 +146,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-kb", type=float, default=1.0, help="log KB per invocation")
     parser.add_argument("--transitions", type=int, help="state transitions per execution")
+    parser.add_argument(
+        "--replay-fraction",
+        type=float,
+        default=0.0,
+        help="share of the archived events replayed in the month (billed as custom events)",
+    )
     parser.add_argument("--free-tier", action="store_true", help="apply the always-free tiers")
     parser.add_argument("--prices", help="another price table (same shape as the shipped one)")
     parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
@@ -248,7 +256,7 @@ class _Estimator:
             return override, f"--per-event {target.label}={override:g}"
         if edge.kind in (DEAD_LETTER, FAILURE):
             return self.a.failure_rate, f"failure rate {self.a.failure_rate:g}"
-        if source.kind == "api" and edge.label.split(" ")[0] in READ_METHODS:
+        if source.kind == "api" and edge.label.split(" ")[0].upper() in READ_METHODS:
             return 0.0, "API reads not counted (--per-event to add them)"
         if source.kind == "external":
             return 1.0, "every event enters here"
@@ -490,6 +498,18 @@ class _Estimator:
             "one month of events kept (grows each month until the retention)",
             "EventBridge",
         )
+        if self.a.replay_fraction:
+            chunks = _chunks(self.a.payload_kb, 64)
+            self.add(
+                node.label,
+                "replayed events",
+                volume * self.a.replay_fraction * chunks,
+                "events",
+                "events_custom_per_million",
+                1e6,
+                f"--replay-fraction {self.a.replay_fraction:g}: replays are custom events",
+                "EventBridge",
+            )
 
     def function_duration(self, node: Any) -> tuple[float, str]:
         for name, value in self.a.durations.items():
@@ -652,12 +672,13 @@ class _Estimator:
 
     def charge_api(self, node: Any) -> None:
         requests = sum(self.edge_volume[e] for e in self.outgoing(node.id))
+        http = self.resources[node.logical_ids[0]].get("Type") == "AWS::ApiGatewayV2::Api"
         self.add(
             node.label,
-            "REST API requests",
+            "HTTP API requests" if http else "REST API requests",
             requests,
             "requests",
-            "apigw_rest_per_million",
+            "apigw_http_per_million" if http else "apigw_rest_per_million",
             1e6,
             "one request per event; "
             + ", ".join(f"{e.label}: {self.factor(e)[1]}" for e in self.outgoing(node.id)),

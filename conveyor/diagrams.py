@@ -68,6 +68,8 @@ EDGE_TYPES = {
     "AWS::Lambda::EventInvokeConfig",
     "Custom::S3BucketNotifications",
     "AWS::ApiGateway::Method",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Route",
     "AWS::CloudWatch::Alarm",
 }
 _KIND_ORDER = [
@@ -393,6 +395,7 @@ class _Builder:
         self.notifications()
         self.invoke_configs()
         self.api_methods()
+        self.http_api_integrations()
         self.firehoses()
         self.pipes()
         self.alarms()
@@ -619,6 +622,26 @@ class _Builder:
                 action = "invoke"
             label = f"{props.get('HttpMethod', '')} {self._api_path(props.get('ResourceId'))}"
             self.edge(api, target, DATA, f"{label} → {action}" if action else label, logical_id)
+
+    def http_api_integrations(self) -> None:
+        """HTTP APIs (``AWS::ApiGatewayV2``): route → integration → SQS, Lambda, Step Functions…"""
+        routes: dict[str, list[str]] = defaultdict(list)
+        for _, resource in self.of_type("AWS::ApiGatewayV2::Route"):
+            props = resource.get("Properties", {})
+            for integration in references(props.get("Target")):
+                routes[integration].append(str(props.get("RouteKey", "")))
+        for logical_id, resource in self.of_type("AWS::ApiGatewayV2::Integration"):
+            props = resource.get("Properties", {})
+            api = self.ref(props.get("ApiId"))
+            target = self.ref(
+                {"uri": props.get("IntegrationUri"), "params": props.get("RequestParameters")}
+            )
+            if target is None or target == api:
+                continue
+            action = str(props.get("IntegrationSubtype", "")).split("-", 1)[-1]
+            for route in sorted(routes.get(logical_id, [])) or [""]:
+                label = " → ".join(part for part in (route, action) if part)
+                self.edge(api, target, DATA, label, logical_id)
 
     def firehoses(self) -> None:
         for logical_id, resource in self.of_type("AWS::KinesisFirehose::DeliveryStream"):

@@ -249,3 +249,136 @@ def test_the_report_prints_source_date_region_total_and_assumptions(prices):
     assert "one receive per batch of 10" in text
     markdown = format_report(report, "markdown")
     assert "| **total** |" in markdown
+
+
+def allow(role: str, action: str, target: str) -> dict[str, Any]:
+    return resource(
+        "AWS::IAM::Policy",
+        f"{role}/Policy",
+        Roles=[{"Ref": role}],
+        PolicyDocument={
+            "Statement": [
+                {"Effect": "Allow", "Action": action, "Resource": {"Fn::GetAtt": [target, "Arn"]}}
+            ]
+        },
+    )
+
+
+def test_kinesis_stream_read_by_a_function_in_batches(prices):
+    template = stack(
+        Stream=resource("AWS::Kinesis::Stream", "Clicks", ShardCount=2),
+        Role=resource("AWS::IAM::Role", "Reader/Role"),
+        Fn=function("Reader/Function", "Role"),
+        Mapping=resource(
+            "AWS::Lambda::EventSourceMapping",
+            "Reader/Mapping",
+            EventSourceArn={"Fn::GetAtt": ["Stream", "Arn"]},
+            FunctionName={"Ref": "Fn"},
+            BatchSize=100,
+            StartingPosition="TRIM_HORIZON",
+        ),
+    )
+    report = estimate(template, prices, "us-east-1", Assumptions(payload_kb=30))
+    lines = costs(report)
+    assert lines[("Clicks", "shard-hours")] == pytest.approx(2 * 730 * 0.015)
+    # 30 KB records are 2 PUT payload units of 25 KB
+    assert lines[("Clicks", "PUT payload units")] == pytest.approx(2 * 0.014)
+    assert lines[("Reader/Function", "invocations")] == pytest.approx(10_000 * 0.20 / 1e6)
+
+
+def test_express_state_machine_requests_and_duration(prices):
+    template = stack(
+        Role=resource("AWS::IAM::Role", "Flow/Role"),
+        Machine=resource(
+            "AWS::StepFunctions::StateMachine",
+            "Flow",
+            StateMachineType="EXPRESS",
+            RoleArn={"Fn::GetAtt": ["Role", "Arn"]},
+        ),
+        Queue=resource("AWS::SQS::Queue", "Out"),
+        Policy=allow("Role", "sqs:SendMessage", "Queue"),
+    )
+    report = estimate(template, prices, "us-east-1", Assumptions())
+    lines = costs(report)
+    assert lines[("Flow", "Express executions")] == pytest.approx(1.00)
+    # 1M executions × 0.1 s × 64 MB = 6,250 GB-s
+    assert lines[("Flow", "Express duration")] == pytest.approx(6_250 * 0.00001667)
+    assert lines[("Out", "SendMessage (standard)")] == pytest.approx(0.40)
+
+
+def test_standard_state_machine_transitions_counted_from_its_definition(prices):
+    template = stack(
+        Role=resource("AWS::IAM::Role", "Saga/Role"),
+        Machine=resource(
+            "AWS::StepFunctions::StateMachine",
+            "Saga",
+            RoleArn={"Fn::GetAtt": ["Role", "Arn"]},
+            DefinitionString='{"StartAt":"A","States":{"A":{"Type":"Task","Next":"B"},'
+            '"B":{"Type":"Task","Next":"C"},"C":{"Type":"Succeed"}}}',
+        ),
+        Table=resource("AWS::DynamoDB::Table", "Orders"),
+        Policy=allow("Role", "dynamodb:PutItem", "Table"),
+    )
+    report = estimate(template, prices, "us-east-1", Assumptions())
+    assert costs(report)[("Saga", "state transitions (Standard)")] == pytest.approx(
+        3_000_000 * 0.025 / 1000
+    )
+
+
+def test_broker_hours_for_amazon_mq_and_msk(prices):
+    template = stack(
+        Broker=resource(
+            "AWS::AmazonMQ::Broker",
+            "Rabbit",
+            EngineType="RABBITMQ",
+            HostInstanceType="mq.m5.large",
+            DeploymentMode="ACTIVE_STANDBY_MULTI_AZ",
+        ),
+        Cluster=resource(
+            "AWS::MSK::Cluster",
+            "Kafka",
+            NumberOfBrokerNodes=3,
+            BrokerNodeGroupInfo={"InstanceType": "kafka.m5.large"},
+        ),
+    )
+    lines = costs(estimate(template, prices, "us-east-1", Assumptions()))
+    assert lines[("Rabbit", "broker hours (mq.m5.large)")] == pytest.approx(2 * 730 * 0.288)
+    assert lines[("Kafka", "broker hours (kafka.m5.large)")] == pytest.approx(3 * 730 * 0.21)
+
+
+def test_http_api_requests_and_archive_replays(prices):
+    template = stack(
+        Api=resource("AWS::ApiGatewayV2::Api", "Http", ProtocolType="HTTP"),
+        Queue=resource("AWS::SQS::Queue", "Inbox"),
+        Integration=resource(
+            "AWS::ApiGatewayV2::Integration",
+            "Http/Integration",
+            ApiId={"Ref": "Api"},
+            IntegrationType="AWS_PROXY",
+            IntegrationSubtype="SQS-SendMessage",
+            RequestParameters={"QueueUrl": {"Ref": "Queue"}, "MessageBody": "$request.body"},
+        ),
+        Route=resource(
+            "AWS::ApiGatewayV2::Route",
+            "Http/Route",
+            ApiId={"Ref": "Api"},
+            RouteKey="POST /inbox",
+            Target={"Fn::Join": ["", ["integrations/", {"Ref": "Integration"}]]},
+        ),
+        Bus=resource("AWS::Events::EventBus", "Bus", Name="b"),
+        Archive=resource(
+            "AWS::Events::Archive", "Archive", SourceArn={"Fn::GetAtt": ["Bus", "Arn"]}
+        ),
+        Rule=resource(
+            "AWS::Events::Rule",
+            "Rule",
+            EventBusName={"Ref": "Bus"},
+            EventPattern={"source": ["x"]},
+            Targets=[{"Arn": {"Fn::GetAtt": ["Queue", "Arn"]}, "Id": "t"}],
+        ),
+    )
+    lines = costs(estimate(template, prices, "us-east-1", Assumptions(replay_fraction=0.5)))
+    assert lines[("Http", "HTTP API requests")] == pytest.approx(1.00)
+    assert lines[("Archive", "replayed events")] == pytest.approx(0.50)
+    # the inbox gets the API's messages and the rule's
+    assert lines[("Inbox", "SendMessage (standard)")] == pytest.approx(2 * 0.40)

@@ -269,3 +269,64 @@ def test_svg_and_png_are_rendered_by_graphviz(graphs, tmp_path, output_format):
         assert b"Payments/Bus" in data
     else:
         assert data.startswith(b"\x89PNG")
+
+
+def _template(**resources: dict[str, Any]) -> StackTemplate:
+    return StackTemplate("Mine", {"Resources": resources})
+
+
+def _r(rtype: str, **properties: Any) -> dict[str, Any]:
+    return {"Type": rtype, "Properties": properties}
+
+
+def test_streams_firehose_pipes_and_state_machines_are_drawn():
+    graph = build_graph(
+        _template(
+            Stream=_r("AWS::Kinesis::Stream", StreamModeDetails={"StreamMode": "ON_DEMAND"}),
+            Bucket=_r("AWS::S3::Bucket"),
+            Fn=_r("AWS::Lambda::Function", Role={"Fn::GetAtt": ["Role", "Arn"]}),
+            Role=_r("AWS::IAM::Role"),
+            Hose=_r(
+                "AWS::KinesisFirehose::DeliveryStream",
+                KinesisStreamSourceConfiguration={
+                    "KinesisStreamARN": {"Fn::GetAtt": ["Stream", "Arn"]}
+                },
+                ExtendedS3DestinationConfiguration={"BucketARN": {"Fn::GetAtt": ["Bucket", "Arn"]}},
+            ),
+            Queue=_r("AWS::SQS::Queue"),
+            Pipe=_r(
+                "AWS::Pipes::Pipe",
+                Source={"Fn::GetAtt": ["Queue", "Arn"]},
+                Target={"Ref": "Machine"},
+            ),
+            Machine=_r(
+                "AWS::StepFunctions::StateMachine",
+                StateMachineType="EXPRESS",
+                RoleArn={"Fn::GetAtt": ["MachineRole", "Arn"]},
+            ),
+            MachineRole=_r("AWS::IAM::Role"),
+            Policy=_r(
+                "AWS::IAM::Policy",
+                Roles=[{"Ref": "MachineRole"}],
+                PolicyDocument={
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "lambda:InvokeFunction",
+                            "Resource": {"Fn::GetAtt": ["Fn", "Arn"]},
+                        }
+                    ]
+                },
+            ),
+        )
+    )
+    edges = {(e.source, e.target, e.label) for e in graph.edges}
+    assert ("kds_Stream", "fh_Hose", "source") in edges
+    assert ("fh_Hose", "s3_Bucket", "delivers") in edges
+    assert ("q_Queue", "pipe_Pipe", "source") in edges
+    assert ("pipe_Pipe", "sfn_Machine", "target") in edges
+    assert ("sfn_Machine", "fn_Fn", "InvokeFunction") in edges
+    assert graph.nodes["kds_Stream"].detail == "Kinesis on-demand"
+    assert graph.nodes["sfn_Machine"].detail == "Step Functions Express"
+    # a template without construct paths is labelled with logical ids
+    assert graph.nodes["q_Queue"].label == "Queue"
