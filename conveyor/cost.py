@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -258,6 +259,8 @@ class _Estimator:
             return self.a.failure_rate, f"failure rate {self.a.failure_rate:g}"
         if source.kind == "api" and edge.label.split(" ")[0].upper() in READ_METHODS:
             return 0.0, "API reads not counted (--per-event to add them)"
+        if source.kind == "external" and source.label == "schedule":
+            return 1.0, f"{source.detail}: {schedule_runs(source.detail):,.0f} runs a month"
         if source.kind == "external":
             return 1.0, "every event enters here"
         if edge.label and source.kind in ("topic", "bus"):
@@ -280,6 +283,9 @@ class _Estimator:
                 "Kafka",
             ):
                 self.volume[edge.source] = float(self.a.events)
+            source = self.graph.nodes[edge.source]
+            if source.kind == "external" and source.label == "schedule":
+                self.volume[edge.source] = schedule_runs(source.detail)
         # Kahn's order over the data edges; a cycle's remaining edges are taken as they come.
         indegree: dict[str, int] = defaultdict(int)
         for edge in edges:
@@ -971,6 +977,18 @@ class _Estimator:
                         service,
                     )
                 )
+
+
+_RATE = re.compile(r"rate\((\d+)\s+(minute|hour|day)s?\)")
+
+
+def schedule_runs(expression: str) -> float:
+    """Runs a month of ``rate(5 minutes)``; a ``cron(...)`` is counted as one run a day."""
+    match = _RATE.fullmatch(expression.strip())
+    if match is None:
+        return 30.0 if expression.startswith("cron(") else 0.0
+    seconds = {"minute": 60, "hour": 3600, "day": 86400}[match.group(2)] * int(match.group(1))
+    return SECONDS_PER_MONTH / seconds
 
 
 def _count_states(props: dict[str, Any]) -> int:

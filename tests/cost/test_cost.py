@@ -382,3 +382,19 @@ def test_http_api_requests_and_archive_replays(prices):
     assert lines[("Archive", "replayed events")] == pytest.approx(0.50)
     # the inbox gets the API's messages and the rule's
     assert lines[("Inbox", "SendMessage (standard)")] == pytest.approx(2 * 0.40)
+
+
+def test_a_scheduled_rule_runs_its_target_at_the_schedules_rate(prices):
+    template = stack(
+        Role=resource("AWS::IAM::Role", "Tick/Role"),
+        Fn=function("Tick/Function", "Role"),
+        Rule=resource(
+            "AWS::Events::Rule",
+            "Every5",
+            ScheduleExpression="rate(5 minutes)",
+            Targets=[{"Arn": {"Fn::GetAtt": ["Fn", "Arn"]}, "Id": "t"}],
+        ),
+    )
+    lines = costs(estimate(template, prices, "us-east-1", Assumptions()))
+    # 30 days × 24 h × 12 runs an hour = 8,640 invocations, whatever --events says
+    assert lines[("Tick/Function", "invocations")] == pytest.approx(8_640 * 0.20 / 1e6)

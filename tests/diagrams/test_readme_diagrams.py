@@ -51,7 +51,8 @@ def test_readme_diagrams_equal_what_the_templates_produce(sandbox_stacks):
 
 
 COST_CLAIM = re.compile(
-    r"about \$(?P<total>[0-9.,]+)\*\* \((?P<region>[a-z0-9-]+), `conveyor cost (?P<args>[^`]+)`\)"
+    r"about \$(?P<total>[0-9.,]+)\*\*\s+\((?P<region>[a-z0-9-]+),"
+    r"\s+`conveyor cost\s(?P<args>[^`]+)`\)"
 )
 COST_OUTPUT = re.compile(
     r"```console\n\$ conveyor cost (?P<args>[^\n]+)\n(?P<body>.*?)```", re.DOTALL
