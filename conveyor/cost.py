@@ -270,17 +270,22 @@ class _Estimator:
     def propagate(self) -> None:
         edges = [e for e in self.graph.edges if e.kind != PLUMBING]
         for edge in edges:
-            if self.graph.nodes[edge.source].kind == "external" and edge.label in (
-                "PutObject",
-                "Publish",
-                "PutEvents",
-                "HTTPS",
-                "PutRecords",
-                "PutRecordBatch",
-                "SendMessage",
-                "StartExecution",
-                "AMQP/MQTT",
-                "Kafka",
+            if (
+                (self.graph.nodes[edge.source].kind == "external"
+                and edge.label
+                in (
+                    "PutObject",
+                    "Publish",
+                    "PutEvents",
+                    "HTTPS",
+                    "PutRecords",
+                    "PutRecordBatch",
+                    "SendMessage",
+                    "StartExecution",
+                    "AMQP/MQTT",
+                    "Kafka",
+                ))
+                or edge.label.startswith("HTTPS")
             ):
                 self.volume[edge.source] = float(self.a.events)
             source = self.graph.nodes[edge.source]

@@ -71,6 +71,8 @@ EDGE_TYPES = {
     "AWS::ApiGatewayV2::Integration",
     "AWS::ApiGatewayV2::Route",
     "AWS::CloudWatch::Alarm",
+    "AWS::Lambda::Url",
+    "AWS::Scheduler::Schedule",
 }
 _KIND_ORDER = [
     "external",
@@ -394,6 +396,7 @@ class _Builder:
         self.mappings()
         self.notifications()
         self.invoke_configs()
+        self.function_extras()
         self.api_methods()
         self.http_api_integrations()
         self.firehoses()
@@ -571,6 +574,36 @@ class _Builder:
                     "all events",
                     origin,
                 )
+
+    def function_extras(self) -> None:
+        """A function's own async DLQ, its function URL, and EventBridge Scheduler targets."""
+        for logical_id, resource in self.of_type("AWS::Lambda::Function"):
+            dlq = resource.get("Properties", {}).get("DeadLetterConfig", {}).get("TargetArn")
+            if dlq is not None:
+                self.edge(
+                    self._ids.get(logical_id), self.ref(dlq), FAILURE, "async DLQ", logical_id
+                )
+        for logical_id, resource in self.of_type("AWS::Lambda::Url"):
+            props = resource.get("Properties", {})
+            clients = self.external(f"url_{logical_id}", "clients", "function URL")
+            auth = str(props.get("AuthType", ""))
+            self.edge(
+                clients,
+                self.ref(props.get("TargetFunctionArn")),
+                DATA,
+                f"HTTPS {auth}".strip(),
+                logical_id,
+            )
+        for logical_id, resource in self.of_type("AWS::Scheduler::Schedule"):
+            props = resource.get("Properties", {})
+            target = props.get("Target", {})
+            schedule = self.external(
+                f"schedule_{logical_id}", "schedule", str(props.get("ScheduleExpression", ""))
+            )
+            self.edge(schedule, self.ref(target.get("Arn")), DATA, "", logical_id)
+            dlq = target.get("DeadLetterConfig", {}).get("Arn")
+            if dlq is not None:
+                self.edge(schedule, self.ref(dlq), DEAD_LETTER, "undeliverable", logical_id)
 
     def invoke_configs(self) -> None:
         for logical_id, resource in self.of_type("AWS::Lambda::EventInvokeConfig"):

@@ -398,3 +398,21 @@ def test_a_scheduled_rule_runs_its_target_at_the_schedules_rate(prices):
     lines = costs(estimate(template, prices, "us-east-1", Assumptions()))
     # 30 days × 24 h × 12 runs an hour = 8,640 invocations, whatever --events says
     assert lines[("Tick/Function", "invocations")] == pytest.approx(8_640 * 0.20 / 1e6)
+
+
+def test_a_function_url_takes_every_event_and_a_scheduler_its_rate(prices):
+    template = stack(
+        Role=resource("AWS::IAM::Role", "Api/Role"),
+        Fn=function("Api/Function", "Role"),
+        Url=resource(
+            "AWS::Lambda::Url", "Api/Url", TargetFunctionArn={"Fn::GetAtt": ["Fn", "Arn"]}
+        ),
+        Nightly=resource(
+            "AWS::Scheduler::Schedule",
+            "Nightly",
+            ScheduleExpression="rate(1 day)",
+            Target={"Arn": {"Fn::GetAtt": ["Fn", "Arn"]}},
+        ),
+    )
+    lines = costs(estimate(template, prices, "us-east-1", Assumptions()))
+    assert lines[("Api/Function", "invocations")] == pytest.approx((1_000_000 + 30) * 0.20 / 1e6)

@@ -330,3 +330,29 @@ def test_streams_firehose_pipes_and_state_machines_are_drawn():
     assert graph.nodes["sfn_Machine"].detail == "Step Functions Express"
     # a template without construct paths is labelled with logical ids
     assert graph.nodes["q_Queue"].label == "Queue"
+
+
+def test_function_urls_async_dlqs_and_scheduler_targets_are_drawn():
+    graph = build_graph(
+        _template(
+            Fn=_r(
+                "AWS::Lambda::Function",
+                DeadLetterConfig={"TargetArn": {"Fn::GetAtt": ["Dlq", "Arn"]}},
+            ),
+            Dlq=_r("AWS::SQS::Queue"),
+            Url=_r(
+                "AWS::Lambda::Url",
+                TargetFunctionArn={"Fn::GetAtt": ["Fn", "Arn"]},
+                AuthType="AWS_IAM",
+            ),
+            Nightly=_r(
+                "AWS::Scheduler::Schedule",
+                ScheduleExpression="rate(1 day)",
+                Target={"Arn": {"Fn::GetAtt": ["Fn", "Arn"]}, "RoleArn": "arn:aws:iam::1:role/r"},
+            ),
+        )
+    )
+    edges = {(graph.nodes[e.source].label, e.target, e.kind, e.label) for e in graph.edges}
+    assert ("Fn", "q_Dlq", FAILURE, "async DLQ") in edges
+    assert ("clients", "fn_Fn", "data", "HTTPS AWS_IAM") in edges
+    assert ("schedule", "fn_Fn", "data", "") in edges
