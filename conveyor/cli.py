@@ -306,11 +306,37 @@ def cost(args: argparse.Namespace) -> int:
     from conveyor.templates import load_stacks
 
     prices = load_prices(Path(args.prices) if args.prices else None)
+    if args.refresh_prices:
+        return _refresh_prices(prices, Path(args.refresh_prices))
     assumptions = Assumptions.from_args(args)
     for index, stack in enumerate(load_stacks(Path(args.assembly), args.stacks)):
         report = estimate(stack, prices, args.region, assumptions)
         text = format_report(report, output_format=args.format)
         sys.stdout.write(("\n" if index else "") + text + ("" if text.endswith("\n") else "\n"))
+    return 0
+
+
+def _refresh_prices(prices: Any, out: Path) -> int:
+    import datetime
+
+    from conveyor.cost import refresh_prices
+
+    try:
+        import boto3
+    except ImportError:
+        print("--refresh-prices needs boto3 (pip install boto3)")
+        return 2
+    session = boto3.session.Session()
+    if session.get_credentials() is None:
+        print("--refresh-prices needs AWS credentials (the Price List API is not anonymous)")
+        return 2
+    client = session.client("pricing", region_name="us-east-1")
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    table = refresh_prices(prices, sorted(prices.regions), client, today)
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    for region, values in table["regions"].items():
+        print(f"{region}: {len(values) - 1 - len(values['unverified'])} prices refreshed")
+    print(f"wrote {out}; use it with --prices {out}")
     return 0
 
 

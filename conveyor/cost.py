@@ -155,6 +155,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--free-tier", action="store_true", help="apply the always-free tiers")
     parser.add_argument("--prices", help="another price table (same shape as the shipped one)")
+    parser.add_argument(
+        "--refresh-prices",
+        metavar="OUT.json",
+        help="write a price table refreshed from the AWS Price List API (needs AWS credentials "
+        "and boto3), then use it with --prices OUT.json",
+    )
     parser.add_argument("--format", choices=["text", "markdown", "json"], default="text")
 
 
@@ -271,7 +277,7 @@ class _Estimator:
         edges = [e for e in self.graph.edges if e.kind != PLUMBING]
         for edge in edges:
             if (
-                (self.graph.nodes[edge.source].kind == "external"
+                self.graph.nodes[edge.source].kind == "external"
                 and edge.label
                 in (
                     "PutObject",
@@ -284,9 +290,8 @@ class _Estimator:
                     "StartExecution",
                     "AMQP/MQTT",
                     "Kafka",
-                ))
-                or edge.label.startswith("HTTPS")
-            ):
+                )
+            ) or edge.label.startswith("HTTPS"):
                 self.volume[edge.source] = float(self.a.events)
             source = self.graph.nodes[edge.source]
             if source.kind == "external" and source.label == "schedule":
@@ -1106,3 +1111,70 @@ def format_report(report: Report, output_format: str = "text") -> str:
         )
     out.append(f"{'TOTAL'.ljust(sum(widths[:4]) + 6)}  {_money(report.total).rjust(widths[4])}")
     return "\n".join([*out, *notes]) + "\n"
+
+
+# ---------------------------------------------------------------------------- Price List API
+
+# Entries the refresh knows how to find (ServiceCode, attribute filters, price multiplier to the
+# table's unit). Every other entry keeps the shipped figure and stays listed as not refreshed.
+PRICE_LIST_QUERIES: dict[str, tuple[str, dict[str, str], float]] = {
+    "lambda_requests_per_million": ("AWSLambda", {"group": "AWS-Lambda-Requests"}, 1e6),
+    "lambda_gb_second_x86_64": ("AWSLambda", {"group": "AWS-Lambda-Duration"}, 1),
+    "lambda_gb_second_arm64": ("AWSLambda", {"group": "AWS-Lambda-Duration-ARM"}, 1),
+    "sqs_standard_per_million": ("AWSQueueService", {"queueType": "Standard"}, 1e6),
+    "sqs_fifo_per_million": ("AWSQueueService", {"queueType": "FIFO (first-in, first-out)"}, 1e6),
+    "s3_put_per_1000": ("AmazonS3", {"group": "S3-API-Tier1"}, 1000),
+    "s3_get_per_1000": ("AmazonS3", {"group": "S3-API-Tier2"}, 1000),
+    "s3_storage_gb_month": (
+        "AmazonS3",
+        {"storageClass": "General Purpose", "volumeType": "Standard"},
+        1,
+    ),
+}
+
+
+def _first_tier_usd(price_list: list[str]) -> float | None:
+    """The on-demand USD price of the first volume tier (``beginRange`` 0) of the first product."""
+    for item in price_list:
+        product = json.loads(item)
+        for term in product.get("terms", {}).get("OnDemand", {}).values():
+            for dimension in term.get("priceDimensions", {}).values():
+                if str(dimension.get("beginRange", "0")) in ("0", "0.0"):
+                    usd = dimension.get("pricePerUnit", {}).get("USD")
+                    if usd is not None:
+                        return float(usd)
+    return None
+
+
+def refresh_prices(prices: Prices, regions: list[str], client: Any, today: str) -> dict[str, Any]:
+    """A price table like the shipped one, with what the AWS Price List API answers.
+
+    ``client`` is a boto3 ``pricing`` client (its endpoints are in us-east-1 and ap-south-1).
+    Entries outside :data:`PRICE_LIST_QUERIES`, or that the API did not answer, keep the shipped
+    figure and are listed in the region's ``unverified``.
+    """
+    table: dict[str, Any] = {
+        "source": f"AWS Price List API (pricing:GetProducts) on {today} for "
+        + ", ".join(sorted(PRICE_LIST_QUERIES))
+        + f"; other entries from the shipped table of {prices.retrieved} ({prices.source})",
+        "retrieved": today,
+        "currency": "USD",
+        "regions": {},
+        "free_tier": prices.free_tier,
+    }
+    for region in regions:
+        values = dict(prices.region(region))
+        refreshed: set[str] = set()
+        for key, (service, attributes, scale) in PRICE_LIST_QUERIES.items():
+            filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}] + [
+                {"Type": "TERM_MATCH", "Field": name, "Value": value}
+                for name, value in attributes.items()
+            ]
+            answer = client.get_products(ServiceCode=service, Filters=filters, MaxResults=10)
+            price = _first_tier_usd(answer.get("PriceList", []))
+            if price is not None:
+                values[key] = round(price * scale, 10)
+                refreshed.add(key)
+        values["unverified"] = sorted(k for k in values if k != "unverified" and k not in refreshed)
+        table["regions"][region] = values
+    return table

@@ -416,3 +416,75 @@ def test_a_function_url_takes_every_event_and_a_scheduler_its_rate(prices):
     )
     lines = costs(estimate(template, prices, "us-east-1", Assumptions()))
     assert lines[("Api/Function", "invocations")] == pytest.approx((1_000_000 + 30) * 0.20 / 1e6)
+
+
+def _price_list(usd: str) -> list[str]:
+    import json
+
+    return [
+        json.dumps(
+            {
+                "product": {"attributes": {"group": "AWS-Lambda-Requests"}},
+                "terms": {
+                    "OnDemand": {
+                        "X.Y": {
+                            "priceDimensions": {
+                                "X.Y.Z": {
+                                    "beginRange": "0",
+                                    "endRange": "Inf",
+                                    "unit": "Requests",
+                                    "pricePerUnit": {"USD": usd},
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+        )
+    ]
+
+
+def test_refresh_from_the_price_list_api_replaces_what_it_answers(prices):
+    import boto3
+    from botocore.stub import Stubber
+
+    from conveyor.cost import PRICE_LIST_QUERIES, refresh_prices
+
+    client = boto3.client(
+        "pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    with Stubber(client) as stub:
+        for key, (service, attributes, _) in PRICE_LIST_QUERIES.items():
+            filters = [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": "eu-west-3"}] + [
+                {"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in attributes.items()
+            ]
+            answer = _price_list("0.0000002500") if key == "lambda_requests_per_million" else []
+            stub.add_response(
+                "get_products",
+                {"PriceList": answer, "FormatVersion": "aws_v1"},
+                {"ServiceCode": service, "Filters": filters, "MaxResults": 10},
+            )
+        table = refresh_prices(prices, ["eu-west-3"], client, "2027-01-01")
+        stub.assert_no_pending_responses()
+    paris = table["regions"]["eu-west-3"]
+    assert paris["lambda_requests_per_million"] == 0.25
+    assert "lambda_requests_per_million" not in paris["unverified"]
+    # what the API did not answer keeps the shipped figure and says so
+    assert paris["sqs_standard_per_million"] == 0.40
+    assert "sqs_standard_per_million" in paris["unverified"]
+    assert table["retrieved"] == "2027-01-01"
+    assert "Price List API" in table["source"]
+
+
+def test_refresh_without_credentials_says_so(monkeypatch, tmp_path, capsys):
+    from conveyor.cli import main
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    out = tmp_path / "prices.json"
+    assert main(["cost", "--refresh-prices", str(out)]) == 2
+    assert "needs AWS credentials" in capsys.readouterr().out
+    assert not out.exists()
