@@ -248,6 +248,19 @@ def _describe(event: Any) -> str:
 # (issue #16) Both read a cloud assembly or a template file; neither needs AWS nor moto.
 
 
+def _readable_errors(handler: Any) -> Any:
+    """An unknown stack or a missing assembly is a message and exit code 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(handler(args))
+        except (KeyError, FileNotFoundError) as error:
+            print(f"conveyor {args.command}: {error.args[0] if error.args else error}")
+            return 2
+
+    return run
+
+
 def diagram(args: argparse.Namespace) -> int:
     from conveyor import diagrams
     from conveyor.templates import load_stacks
@@ -362,7 +375,7 @@ def add_diagram_and_cost(commands: Any) -> None:
         help="rewrite the README's `<!-- generated: conveyor diagram STACK -->` mermaid blocks",
     )
     drawing.add_argument("--check", action="store_true", help="with --update-readme: only check")
-    drawing.set_defaults(handler=diagram)
+    drawing.set_defaults(handler=_readable_errors(diagram))
     costing = commands.add_parser("cost", help="monthly cost estimate for a traffic profile")
     costing.add_argument(
         "stacks", nargs="*", help="stack names or topology suffixes (default: all)"
@@ -371,7 +384,7 @@ def add_diagram_and_cost(commands: Any) -> None:
         "--assembly", default="cdk.out", help="cloud assembly dir or template file"
     )
     add_arguments(costing)
-    costing.set_defaults(handler=cost)
+    costing.set_defaults(handler=_readable_errors(cost))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

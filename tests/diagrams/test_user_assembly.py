@@ -77,9 +77,12 @@ def test_diagram_writes_dot_files_for_every_stack(assembly, tmp_path, capsys):
     assert (tmp_path / "Shop.dot").read_text().startswith('digraph "Shop"')
 
 
-def test_an_unknown_stack_is_named_with_the_known_ones(assembly):
-    with pytest.raises(KeyError, match="stacks: Shop"):
-        main(["diagram", "Nope", "--assembly", str(assembly)])
+def test_an_unknown_stack_or_assembly_is_a_message_naming_what_exists(assembly, tmp_path, capsys):
+    assert main(["diagram", "Nope", "--assembly", str(assembly)]) == 2
+    assert "no stack 'Nope' in" in (out := capsys.readouterr().out)
+    assert "(stacks: Shop)" in out
+    assert main(["cost", "--assembly", str(tmp_path)]) == 2
+    assert "is not a cloud assembly (no manifest.json)" in capsys.readouterr().out
 
 
 def test_cost_estimates_a_users_stack(assembly, capsys):
