@@ -4,6 +4,8 @@
     conveyor sandbox status
     conveyor sandbox down
     conveyor trace <Topology> [--assembly cdk.out]
+    conveyor diagram [STACK…] [--assembly cdk.out] [--format mermaid|svg|png|dot]
+    conveyor cost [STACK…] [--events 1000000] [--payload-kb 1] [--region eu-west-3]
 
 ``sandbox up`` starts a moto server on 127.0.0.1 (AWS CLI and SDKs can use it with
 ``--endpoint-url http://localhost:4566``), deploys every synthesized stack into it, runs each
@@ -242,9 +244,156 @@ def _describe(event: Any) -> str:
     return str(describe()) if callable(describe) else str(event)
 
 
+# ---------------------------------------------------------------------------- diagram and cost
+# (issue #16) Both read a cloud assembly or a template file; neither needs AWS nor moto.
+
+
+def _readable_errors(handler: Any) -> Any:
+    """An unknown stack or a missing assembly is a message and exit code 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return int(handler(args))
+        except (KeyError, FileNotFoundError) as error:
+            print(f"conveyor {args.command}: {error.args[0] if error.args else error}")
+            return 2
+
+    return run
+
+
+def diagram(args: argparse.Namespace) -> int:
+    from conveyor import diagrams
+    from conveyor.templates import load_stacks
+
+    assembly = Path(args.assembly)
+    if args.update_readme:
+        readme = Path(args.update_readme)
+        stacks = load_stacks(assembly)
+
+        def diagram_for(name: str) -> str:
+            topology = name.rsplit("-", 1)[-1]
+            match = [s for s in stacks if s.name == name] or [
+                s for s in stacks if s.name.rsplit("-", 1)[-1] == topology
+            ]
+            if not match:
+                raise KeyError(f"{readme} draws {name!r}, which is not in {assembly}")
+            return diagrams.to_mermaid(diagrams.build_graph(match[0], plumbing=args.plumbing))
+
+        before = readme.read_text()
+        after = diagrams.update_readme(before, diagram_for)
+        blocks = len(diagrams.readme_blocks(before))
+        if args.check:
+            state = "stale" if after != before else "up to date"
+            print(f"{readme}: {blocks} generated diagrams, {state}")
+            return 1 if after != before else 0
+        readme.write_text(after)
+        print(
+            f"{readme}: {blocks} generated diagrams {'updated' if after != before else 'unchanged'}"
+        )
+        return 0
+    graphs = [
+        diagrams.build_graph(stack, plumbing=args.plumbing)
+        for stack in load_stacks(assembly, args.stacks)
+    ]
+    output = Path(args.output) if args.output else None
+    if args.format == "png" and output is None:
+        print("--format png writes files: give --output FILE.png (one stack) or a directory")
+        return 2
+    try:
+        rendered = diagrams.write_outputs(graphs, args.format, output)
+    except diagrams.GraphvizMissing as error:
+        print(error)
+        return 2
+    if output is None:
+        for (_name, data), graph in zip(rendered, graphs, strict=True):
+            if args.format == "mermaid" and len(graphs) > 1:
+                print(f"%% {graph.stack}")
+            sys.stdout.write(data.decode())
+    else:
+        print("wrote " + ", ".join(name for name, _ in rendered) + f" to {output}")
+    return 0
+
+
+def cost(args: argparse.Namespace) -> int:
+    from conveyor.cost import Assumptions, estimate, format_report, load_prices
+    from conveyor.templates import load_stacks
+
+    prices = load_prices(Path(args.prices) if args.prices else None)
+    if args.refresh_prices:
+        return _refresh_prices(prices, Path(args.refresh_prices))
+    assumptions = Assumptions.from_args(args)
+    for index, stack in enumerate(load_stacks(Path(args.assembly), args.stacks)):
+        report = estimate(stack, prices, args.region, assumptions)
+        text = format_report(report, output_format=args.format)
+        sys.stdout.write(("\n" if index else "") + text + ("" if text.endswith("\n") else "\n"))
+    return 0
+
+
+def _refresh_prices(prices: Any, out: Path) -> int:
+    import datetime
+
+    from conveyor.cost import refresh_prices
+
+    try:
+        import boto3
+    except ImportError:
+        print("--refresh-prices needs boto3 (pip install boto3)")
+        return 2
+    session = boto3.session.Session()
+    if session.get_credentials() is None:
+        print("--refresh-prices needs AWS credentials (the Price List API is not anonymous)")
+        return 2
+    client = session.client("pricing", region_name="us-east-1")
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
+    table = refresh_prices(prices, sorted(prices.regions), client, today)
+    out.write_text(json.dumps(table, indent=2) + "\n")
+    for region, values in table["regions"].items():
+        print(f"{region}: {len(values) - 1 - len(values['unverified'])} prices refreshed")
+    print(f"wrote {out}; use it with --prices {out}")
+    return 0
+
+
+def add_diagram_and_cost(commands: Any) -> None:
+    """The ``diagram`` and ``cost`` subcommands (parsers)."""
+    from conveyor.cost import add_arguments
+
+    drawing = commands.add_parser("diagram", help="draw stacks from their synthesized templates")
+    drawing.add_argument(
+        "stacks", nargs="*", help="stack names or topology suffixes (default: all)"
+    )
+    drawing.add_argument(
+        "--assembly", default="cdk.out", help="cloud assembly dir or template file"
+    )
+    drawing.add_argument("--format", choices=["mermaid", "svg", "png", "dot"], default="mermaid")
+    drawing.add_argument("--output", "-o", help="file (one stack) or directory for the output")
+    drawing.add_argument(
+        "--plumbing", action="store_true", help="also draw IAM, KMS, logs, policies and the like"
+    )
+    drawing.add_argument(
+        "--update-readme",
+        metavar="README",
+        help="rewrite the README's `<!-- generated: conveyor diagram STACK -->` mermaid blocks",
+    )
+    drawing.add_argument("--check", action="store_true", help="with --update-readme: only check")
+    drawing.set_defaults(handler=_readable_errors(diagram))
+    costing = commands.add_parser("cost", help="monthly cost estimate for a traffic profile")
+    costing.add_argument(
+        "stacks", nargs="*", help="stack names or topology suffixes (default: all)"
+    )
+    costing.add_argument(
+        "--assembly", default="cdk.out", help="cloud assembly dir or template file"
+    )
+    add_arguments(costing)
+    costing.set_defaults(handler=_readable_errors(cost))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from conveyor.about import __version__
-    from conveyor.sandbox.scenarios import EVENT_SHAPES
+
+    try:
+        from conveyor.sandbox.scenarios import EVENT_SHAPES
+    except ImportError:  # without the `sandbox` extra: diagram and cost still work
+        EVENT_SHAPES = {}
 
     parser = argparse.ArgumentParser(prog="conveyor", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"conveyor {__version__}")
@@ -273,6 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         + "; ".join(f"{k}: {v}" for k, v in EVENT_SHAPES.items()),
     )
     trace_parser.set_defaults(handler=trace)
+    add_diagram_and_cost(commands)
     args = parser.parse_args(argv)
     return int(args.handler(args))
 
