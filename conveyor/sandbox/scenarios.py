@@ -19,6 +19,8 @@ from typing import Any
 
 import boto3
 
+from conveyor.lambdas.order_events.order_events import contract as order_events
+from conveyor.lambdas.payments.payments import contract as payments
 from conveyor.sandbox.model import REGION, DeployedStack, Deployment
 from conveyor.sandbox.vtl import render, resolve_join
 
@@ -134,10 +136,6 @@ class ImagePipeline(Scenario):
         )
 
 
-# The course's services that react to OrderPlaced: the fan-out promises each one its copy.
-ORDER_CONSUMERS = ("payment", "inventory", "shipping", "notification")
-
-
 class OrderEvents(Scenario):
     topology = "OrderEvents"
     description = (
@@ -172,17 +170,17 @@ class OrderEvents(Scenario):
             )
         report = self.runtime.pump()
         deployed = {
-            spec.environment.get("CONSUMER_NAME"): spec.logical_id
+            spec.environment.get(order_events.CONSUMER_NAME): spec.logical_id
             for spec in self.stack.functions.values()
         }
         invoked = {
             name: _invocations(report, deployed[name]) if name in deployed else "not deployed"
-            for name in ORDER_CONSUMERS
+            for name in order_events.CONSUMER_NAMES
         }
         checks = [
             check(
                 "every service consumer received both deliveries",
-                dict.fromkeys(ORDER_CONSUMERS, 2),
+                dict.fromkeys(order_events.CONSUMER_NAMES, 2),
                 invoked,
             )
         ]
@@ -197,12 +195,12 @@ class OrderEvents(Scenario):
         invoice = [
             s.logical_id
             for s in self.stack.functions.values()
-            if s.handler.endswith("invoice_handler")
+            if s.handler == order_events.INVOICE_HANDLER
         ]
         user = [
             s.logical_id
             for s in self.stack.functions.values()
-            if s.handler.endswith("user_handler")
+            if s.handler == order_events.USER_HANDLER
         ]
         checks.append(
             check("invoice and user functions deployed", (1, 1), (len(invoice), len(user)))
@@ -239,8 +237,8 @@ class PaymentsRouting(Scenario):
                 Entries=[
                     {
                         "EventBusName": bus,
-                        "Source": "app.paiement",
-                        "DetailType": "facture",
+                        "Source": payments.SOURCE,
+                        "DetailType": payments.DETAIL_TYPE,
                         "Detail": json.dumps(
                             {
                                 "factureId": facture,
@@ -256,7 +254,7 @@ class PaymentsRouting(Scenario):
         review = [
             s.logical_id
             for s in self.stack.functions.values()
-            if s.handler == "payments.review.handler"
+            if s.handler == payments.REVIEW_HANDLER
         ]
         sqs = self.client("sqs")
         return [
