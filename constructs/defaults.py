@@ -53,3 +53,16 @@ RULE_TARGET_MAX_EVENT_AGE: Final = Duration.hours(24)
 # A dead-letter queue alarm looks at the maximum depth each minute and fires on the first
 # message. SQS stops emitting metrics for an idle queue, so missing data is not breaching.
 DEAD_LETTER_ALARM_PERIOD: Final = Duration.minutes(1)
+
+# -- Kinesis Data Streams → Lambda -------------------------------------------------------------
+
+# Kinesis's own minimum retention; raise it to keep a longer replay window.
+STREAM_RETENTION: Final = Duration.hours(24)
+# Records per invocation from one shard (Lambda's default for Kinesis is 100).
+STREAM_BATCH_SIZE: Final = 100
+# CDK's KinesisEventSource retries forever and never ages records out: one bad record blocks
+# its shard for the whole retention. Bounded: 3 retries, and at most 1 hour behind.
+STREAM_RETRY_ATTEMPTS: Final = 3
+STREAM_MAX_RECORD_AGE: Final = Duration.hours(1)
+# Iterator age above which the consumer is falling behind (records wait this long).
+ITERATOR_AGE_ALARM: Final = Duration.minutes(5)

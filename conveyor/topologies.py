@@ -20,6 +20,7 @@ from conveyor.stacks.image_pipeline import ImagePipelineStack
 from conveyor.stacks.order_events import OrderEventsStack
 from conveyor.stacks.order_pipeline import OrderPipelineStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
+from conveyor.stacks.telemetry import TelemetryStack
 
 
 def stack_name(settings: Settings, topology: str) -> str:
@@ -69,6 +70,12 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             description="Conveyor FIFO order pipeline: API Gateway -> SQS FIFO -> Lambda -> DDB",
             api_authorization=settings.api_authorization,
             api_waf=settings.api_waf,
+            **common,
+        ),
+        TelemetryStack(
+            app,
+            stack_name(settings, "Telemetry"),
+            description="Conveyor telemetry: devices -> Kinesis -> Lambda aggregates -> DynamoDB",
             **common,
         ),
     ]
