@@ -227,7 +227,9 @@ class StreamConsumer(Construct):
             "report_batch_item_failures": True,
             "on_failure": on_failure,
         }
-        self.event_source: event_sources.KinesisEventSource | event_sources.KinesisConsumerEventSource
+        self.event_source: (
+            event_sources.KinesisEventSource | event_sources.KinesisConsumerEventSource
+        )
         if enhanced_fan_out:
             self.stream_consumer = kinesis.StreamConsumer(
                 self,
@@ -279,19 +281,25 @@ class StreamConsumer(Construct):
                 alarm.add_alarm_action(action)
 
     def _acknowledge_grants(self, failure_destination: str) -> None:
-        policy = self.function.role.node.try_find_child("DefaultPolicy") if self.function.role else None
+        policy = (
+            self.function.role.node.try_find_child("DefaultPolicy") if self.function.role else None
+        )
         if policy is None:  # pragma: no cover - the grants create it
             return
         if failure_destination == "s3":
             acknowledge(
                 policy,
-                "AwsSolutions-IAM5[Resource::<"
-                + _logical(self.failure_bucket)
-                + ".Arn>/*]",
+                "AwsSolutions-IAM5[Resource::<" + _logical(self.failure_bucket) + ".Arn>/*]",
                 "Lambda's S3 on-failure destination writes objects under keys it chooses "
                 "(aws/lambda/<mapping>/<shard>/...): limited to that one bucket.",
             )
-            for action in ("s3:Abort*", "s3:DeleteObject*", "s3:GetBucket*", "s3:GetObject*", "s3:List*"):
+            for action in (
+                "s3:Abort*",
+                "s3:DeleteObject*",
+                "s3:GetBucket*",
+                "s3:GetObject*",
+                "s3:List*",
+            ):
                 acknowledge(
                     policy,
                     f"AwsSolutions-IAM5[Action::{action}]",
@@ -309,7 +317,9 @@ def _logical(bucket: s3.Bucket | None) -> str:
     return Stack.of(bucket).get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
 
 
-def fetch_failed_records(kinesis_client: Any, failure_record: Mapping[str, Any]) -> list[dict[str, Any]]:
+def fetch_failed_records(
+    kinesis_client: Any, failure_record: Mapping[str, Any]
+) -> list[dict[str, Any]]:
     """The records an SQS on-failure message points to (its ``KinesisBatchInfo``: stream,
     shard, first and last sequence numbers), read back from the stream while it retains them.
 
@@ -319,7 +329,7 @@ def fetch_failed_records(kinesis_client: Any, failure_record: Mapping[str, Any])
     stream_arn, shard = info["streamArn"], info["shardId"]
     first, last = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
     iterator = kinesis_client.get_shard_iterator(
-        StreamARN=stream_arn,
+        StreamName=stream_arn.rsplit("/", 1)[-1],  # same account and region as the mapping
         ShardId=shard,
         ShardIteratorType="AT_SEQUENCE_NUMBER",
         StartingSequenceNumber=info["startSequenceNumber"],

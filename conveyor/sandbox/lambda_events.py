@@ -31,6 +31,8 @@ __all__ = [
     "eventbridge_event",
     "eventbridge_event_id",
     "iso_timestamp",
+    "kinesis_event",
+    "kinesis_record",
     "parse_sns_envelope",
     "sns_event",
     "sns_notification",
@@ -38,6 +40,7 @@ __all__ = [
     "sqs_event",
     "sqs_message_attribute",
     "sqs_record",
+    "stream_failure_record",
 ]
 
 
@@ -240,3 +243,84 @@ def async_failure_record(
         },
         "responsePayload": dict(error_payload),
     }
+
+
+# -- Kinesis Data Streams ---------------------------------------------------------------------
+
+
+def kinesis_record(
+    record: Mapping[str, Any], *, shard_id: str, stream_arn: str, region: str, role_arn: str
+) -> dict[str, Any]:
+    """One record of a Kinesis → Lambda event, from a ``GetRecords`` record (boto3 shape:
+    ``Data`` bytes, ``ApproximateArrivalTimestamp`` a datetime)."""
+    arrival = record["ApproximateArrivalTimestamp"]
+    arrival_s = arrival.timestamp() if isinstance(arrival, datetime) else float(arrival)
+    sequence = str(record["SequenceNumber"])
+    return {
+        "kinesis": {
+            "kinesisSchemaVersion": "1.0",
+            "partitionKey": record["PartitionKey"],
+            "sequenceNumber": sequence,
+            "data": _b64(record["Data"]),
+            "approximateArrivalTimestamp": round(arrival_s, 3),
+        },
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{shard_id}:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": role_arn,
+        "awsRegion": region,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def kinesis_event(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    return {"Records": list(records)}
+
+
+def stream_failure_record(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    shard_id: str,
+    stream_arn: str,
+    request_id: str,
+    function_arn: str,
+    condition: str,
+    attempts: int,
+    function_error: str | None,
+    timestamp: str | None = None,
+) -> dict[str, Any]:
+    """What a Kinesis mapping's on-failure destination receives for a batch it gave up on
+    (``condition``: ``RetryAttemptsExhausted`` or ``RecordAgeExceeded``): the shard and the
+    sequence range, not the records (an S3 destination adds ``payload``: the event)."""
+
+    def arrival(event_record: Mapping[str, Any]) -> str:
+        seconds = float(event_record["kinesis"]["approximateArrivalTimestamp"])
+        return iso_timestamp(datetime.fromtimestamp(seconds, UTC))
+
+    failure: dict[str, Any] = {
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "version": "1.0",
+        "timestamp": timestamp or iso_timestamp(),
+        "KinesisBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": records[0]["kinesis"]["sequenceNumber"],
+            "endSequenceNumber": records[-1]["kinesis"]["sequenceNumber"],
+            "approximateArrivalOfFirstRecord": arrival(records[0]),
+            "approximateArrivalOfLastRecord": arrival(records[-1]),
+            "batchSize": len(records),
+            "streamArn": stream_arn,
+        },
+    }
+    if function_error is not None:
+        failure["responseContext"] = {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": function_error,
+        }
+    return failure

@@ -59,6 +59,18 @@ class Route:
     batching_window_s: int = 0
     report_batch_item_failures: bool = False
     fifo: bool = False
+    # kind "kinesis" (a Kinesis event source mapping; queue_url is "", queue_arn the stream):
+    # where a new mapping starts, bisect, retries (-1: forever), maximum record age (-1: none),
+    # the on-failure destination's ARN (S3 bucket or SQS queue), parallelization, the mapping id.
+    starting_position: str = "TRIM_HORIZON"
+    starting_position_timestamp: float | None = None
+    bisect_batch_on_error: bool = False
+    max_retry_attempts: int = -1
+    max_record_age_s: int = -1
+    on_failure_arn: str | None = None
+    parallelization_factor: int = 1
+    tumbling_window_s: int = 0
+    mapping_id: str = ""
 
 
 @dataclass

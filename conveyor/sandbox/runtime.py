@@ -115,6 +115,8 @@ class Runtime:
             on_event=on_event,
             clock=clock,
             fail_unflagged_batch_failures=fail_unflagged_batch_failures,
+            session=self._session,
+            endpoint_url=endpoint_url,
         )
         sources = [make(self._delivery) for make in event_sources]
         self._sources: dict[str, EventSource] = {source.kind: source for source in sources}
@@ -169,6 +171,10 @@ class Runtime:
             report.elapsed_ms = (time.perf_counter() - started) * 1000
             self._delivery.report = None
         return report
+
+    def source(self, kind: str) -> EventSource | None:
+        """The runtime's event source of ``kind`` (e.g. ``"kinesis"``, for a replay)."""
+        return self._sources.get(kind)
 
     def loaded_module(self, function: str, *, stack: str | None = None) -> types.ModuleType | None:
         """The function's private handler module, once it has been invoked (for debugging)."""

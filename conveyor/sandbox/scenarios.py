@@ -10,8 +10,10 @@ that is missing fails the scenario instead of shrinking what is expected.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ import boto3
 
 from conveyor.lambdas.order_events.order_events import contract as order_events
 from conveyor.lambdas.payments.payments import contract as payments
+from conveyor.lambdas.telemetry.telemetry import contract as telemetry
 from conveyor.sandbox.model import REGION, DeployedStack, Deployment
 from conveyor.sandbox.vtl import render, resolve_join
 
@@ -326,11 +329,88 @@ class OrderPipeline(Scenario):
 
 
 # What ``conveyor trace <Topology> --event FILE`` expects in FILE, per topology.
+class Telemetry(Scenario):
+    topology = "Telemetry"
+    description = (
+        "put 5 readings of 2 devices and a poison record; expect per-device aggregates, the "
+        "poison record in the failure bucket, and a replay that counts nothing twice"
+    )
+
+    READINGS = (("d-1", 10), ("d-2", 5), ("d-1", 20), ("d-2", 7), ("d-1", 30))
+
+    def run(self) -> list[Check]:
+        kinesis, dynamodb, s3 = self.client("kinesis"), self.client("dynamodb"), self.client("s3")
+        stream, table = self.output("StreamName"), self.output("AggregatesTableName")
+        bucket = self.output("FailureBucketName")
+        started = time.time() - 1
+        entries = [
+            {"PartitionKey": device, "Data": json.dumps(self._reading(device, value, n)).encode()}
+            for n, (device, value) in enumerate(self.READINGS)
+        ]
+        entries.insert(2, {"PartitionKey": "d-1", "Data": b"{not json"})  # mid-batch poison
+        response = kinesis.put_records(StreamName=stream, Records=entries)
+        checks = [check("records accepted by the stream", 0, response["FailedRecordCount"])]
+        self.runtime.pump()
+        expected = {"d-1": (3, 60), "d-2": (2, 12)}
+        checks.append(check("aggregates per device", expected, self._aggregates(dynamodb, table)))
+        failed = self._failed_payloads(s3, bucket)
+        checks.append(check("poison record in the failure bucket", [b"{not json"], failed))
+        kinesis_source = self.runtime.source("kinesis")
+        (mapping,) = [r.source for r in self.stack.routes if r.kind == "kinesis"]
+        kinesis_source.replay(self.stack.name, mapping, started)
+        self.runtime.pump()
+        checks.append(
+            check(
+                "replay from the start time counts nothing twice",
+                expected,
+                self._aggregates(dynamodb, table),
+            )
+        )
+        return checks
+
+    @staticmethod
+    def _reading(device: str, value: int, n: int) -> dict[str, Any]:
+        return {
+            telemetry.DEVICE_ID: device,
+            telemetry.VALUE: value,
+            telemetry.READ_AT: f"2026-12-02T10:00:0{n}Z",
+        }
+
+    @staticmethod
+    def _aggregates(dynamodb: Any, table: str) -> dict[str, tuple[int, int]]:
+        items = dynamodb.scan(TableName=table)["Items"]
+        return {
+            item[telemetry.TABLE_KEY]["S"]: (
+                int(item[telemetry.READINGS]["N"]),
+                int(float(item[telemetry.TOTAL]["N"])),
+            )
+            for item in items
+        }
+
+    @staticmethod
+    def _failed_payloads(s3: Any, bucket: str) -> list[bytes]:
+        """The records of the failure objects (Lambda's S3 on-failure payload)."""
+        found: list[bytes] = []
+        for item in s3.list_objects_v2(Bucket=bucket).get("Contents", []):
+            body = json.loads(s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read())
+            event = json.loads(body["payload"])
+            found.extend(base64.b64decode(r["kinesis"]["data"]) for r in event["Records"])
+        return found
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.client("kinesis").put_record(
+            StreamName=self.output("StreamName"),
+            PartitionKey=str(event[telemetry.DEVICE_ID]),
+            Data=json.dumps(event).encode(),
+        )
+
+
 EVENT_SHAPES = {
     "ImagePipeline": '{"file": "photo.jpg", "key": "uploads/photo.jpg"}',
     "OrderEvents": '{"message": {...}, "attributes": {"eventType": "OrderPlaced"}}',
     "PaymentsRouting": '{"source": "app.paiement", "detail-type": "facture", "detail": {...}}',
     "OrderPipeline": '{"body": {"orderId": ..., "event": "created", ...}, "headers": {}}',
+    "Telemetry": '{"deviceId": "d-1", "value": 21.5, "readAt": "2026-12-02T10:00:00Z"}',
 }
 
 
@@ -352,7 +432,13 @@ def _failures(report: Any) -> int:
     return sum(int(stats.errors) for stats in report.functions.values())
 
 
-SCENARIOS: tuple[type[Scenario], ...] = (ImagePipeline, OrderEvents, PaymentsRouting, OrderPipeline)
+SCENARIOS: tuple[type[Scenario], ...] = (
+    ImagePipeline,
+    OrderEvents,
+    PaymentsRouting,
+    OrderPipeline,
+    Telemetry,
+)
 
 
 def run_all(

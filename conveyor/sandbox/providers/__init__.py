@@ -14,6 +14,7 @@ from conveyor.sandbox.providers import (
     dynamodb,
     events,
     iam,
+    kinesis,
     kms,
     logs,
     s3,
@@ -98,5 +99,6 @@ REGISTRY = ProviderRegistry(
         *apigateway.PROVIDERS,
         *wafv2.PROVIDERS,
         *cdk.PROVIDERS,
+        *kinesis.PROVIDERS,
     ]
 )

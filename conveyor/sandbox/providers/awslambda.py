@@ -65,13 +65,18 @@ def _validate_function(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
 
 def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     source = str(props.get("EventSourceArn", ""))
-    if arn_service(source) != "sqs":
-        raise ctx.unsupported("EventSourceArn", f"only SQS event sources run ({source})")
+    if arn_service(source) not in ("sqs", "kinesis"):
+        raise ctx.unsupported(
+            "EventSourceArn", f"only SQS and Kinesis event sources run ({source})"
+        )
     function = ctx.function_for(str(props.get("FunctionName", "")), "FunctionName")
     mapping_id = stable_uuid(ctx.stack_name, ctx.logical_id)
     arn = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:event-source-mapping:{mapping_id}"
     if not flag(props.get("Enabled", True)):
         ctx.stack.skipped[ctx.logical_id] = "the event source mapping is disabled (Enabled: false)"
+        return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
+    if arn_service(source) == "kinesis":
+        ctx.stack.routes.append(_kinesis_route(ctx, props, source, function.logical_id, mapping_id))
         return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
     ctx.stack.routes.append(
         Route(
@@ -88,6 +93,40 @@ def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> Deploy
         )
     )
     return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
+
+
+def _kinesis_route(
+    ctx: ProviderContext, props: dict[str, Any], source: str, function: str, mapping_id: str
+) -> Route:
+    """A Kinesis mapping (on the stream, or on an enhanced fan-out consumer of it)."""
+    stream_arn = source.split("/consumer/", 1)[0]
+    failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    if failure and arn_service(str(failure)) not in ("s3", "sqs"):
+        raise ctx.unsupported(
+            "DestinationConfig.OnFailure.Destination",
+            f"only S3 and SQS on-failure destinations are supported ({failure})",
+        )
+    timestamp = props.get("StartingPositionTimestamp")
+    return Route(
+        kind="kinesis",
+        source=ctx.logical_id,
+        queue_url=f"kinesis:{stream_arn.rsplit(':', 1)[-1]}",
+        queue_arn=stream_arn,
+        function_logical_id=function,
+        batch_size=int(props.get("BatchSize", 100)),
+        batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+        report_batch_item_failures="ReportBatchItemFailures"
+        in (props.get("FunctionResponseTypes") or []),
+        starting_position=str(props.get("StartingPosition", "LATEST")),
+        starting_position_timestamp=float(timestamp) if timestamp is not None else None,
+        bisect_batch_on_error=flag(props.get("BisectBatchOnFunctionError", False)),
+        max_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+        max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
+        on_failure_arn=str(failure) if failure else None,
+        parallelization_factor=int(props.get("ParallelizationFactor", 1)),
+        tumbling_window_s=int(props.get("TumblingWindowInSeconds", 0)),
+        mapping_id=mapping_id,
+    )
 
 
 def _event_invoke_config(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
@@ -143,7 +182,10 @@ _FUNCTION_PROPERTIES = frozenset(
 _EVENT_SOURCE_MAPPING_PROPERTIES = frozenset(
     words(
         "EventSourceArn FunctionName BatchSize MaximumBatchingWindowInSeconds "
-        "FunctionResponseTypes Enabled Tags ScalingConfig"
+        "FunctionResponseTypes Enabled Tags ScalingConfig StartingPosition "
+        "StartingPositionTimestamp BisectBatchOnFunctionError MaximumRetryAttempts "
+        "MaximumRecordAgeInSeconds DestinationConfig ParallelizationFactor "
+        "TumblingWindowInSeconds"
     )
 )
 

@@ -61,8 +61,13 @@ class Delivery:
         on_event: Callable[[TraceEvent], None] | None,
         clock: Callable[[], float],
         fail_unflagged_batch_failures: bool,
+        session: Any = None,
+        endpoint_url: str | None = None,
     ) -> None:
         self.deployment = deployment
+        self._session = session
+        self._endpoint_url = endpoint_url
+        self._clients: dict[str, Any] = {}
         self.region = deployment.region
         self.sqs = sqs
         self.clock = clock
@@ -71,6 +76,15 @@ class Delivery:
         self._on_event = on_event
         self._warned: set[str] = set()
         self.queues = Queues(self)
+
+    def client(self, service: str) -> Any:
+        """A client of the sandbox's session (Kinesis, S3...), created once."""
+        if service not in self._clients:
+            assert self._session is not None, "Delivery was built without a session"
+            self._clients[service] = self._session.client(
+                service, region_name=self.region, endpoint_url=self._endpoint_url
+            )
+        return self._clients[service]
 
     # -- traces -------------------------------------------------------------------------------
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from botocore.exceptions import ClientError
 from handler_kit.failures import is_conditional_check_failed
 from handler_kit.messages import load_json_object, shown
-from botocore.exceptions import ClientError
 
 from . import contract
 
