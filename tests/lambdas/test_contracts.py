@@ -23,7 +23,7 @@ from conveyor.sandbox.deployer import deploy
 from tests.support.aws import fake_aws_env, mocked_aws
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
-ASSETS = ("image_resize", "order_events", "order_pipeline", "payments", "remediation")
+ASSETS = ("image_resize", "order_events", "order_pipeline", "payments", "remediation", "telemetry")
 for _asset in ASSETS:
     if str(LAMBDAS / _asset) not in sys.path:
         sys.path.append(str(LAMBDAS / _asset))
@@ -94,6 +94,7 @@ def test_every_conveyor_handler_string_has_a_settings_parser(deployed) -> None:
         "order_pipeline.handler.handler",
         "payments.review.handler",
         "remediation.handler.handler",
+        "telemetry.handler.handler",
     }
     for handler in handlers:
         assert callable(settings_class(handler).from_env), handler

@@ -75,7 +75,8 @@ def partial(event, context):
     """Reports the poison records in batchItemFailures."""
     poison = _poison(event)
     _log(event, context, {base64.b64decode(r["kinesis"]["data"]).decode() for r in poison})
-    return {"batchItemFailures": [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in poison]}
+    failures = [{"itemIdentifier": r["kinesis"]["sequenceNumber"]} for r in poison]
+    return {"batchItemFailures": failures}
 '''
 
 

@@ -1,0 +1,28 @@
+"""Fixtures of the telemetry handler tests: import path, Powertools service, namespace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.aws import powertools_env
+from tests.support.handlers import powertools_environment, use_asset
+
+HERE = Path(__file__).resolve().parent
+SERVICE_NAME = "telemetry-test"
+METRICS_NAMESPACE = "ConveyorTest"
+use_asset("telemetry", HERE)
+
+with powertools_environment(service=SERVICE_NAME, namespace=METRICS_NAMESPACE):
+    import telemetry.handler  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def powertools(monkeypatch: pytest.MonkeyPatch) -> None:
+    powertools_env(monkeypatch, service=SERVICE_NAME, namespace=METRICS_NAMESPACE)
+
+
+@pytest.fixture
+def metrics_namespace() -> str:
+    return METRICS_NAMESPACE
