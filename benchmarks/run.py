@@ -5,6 +5,8 @@
   only does ``import boto3`` (what every Python Lambda pays anyway).
 - Sandbox: a 10,000-message soak and the delivery overhead of the local sandbox, see
   ``benchmarks/sandbox.py``.
+- Streaming: shard balance of the partition-key strategies and the sandbox's stream
+  throughput against the handler called directly, see ``benchmarks/streaming.py``.
 
 Each figure is the median of several runs; the runs of a measure and of its baseline are
 interleaved so that machine noise hits both alike. Results go to ``benchmarks/results.md``.
@@ -24,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import sandbox
+from benchmarks import sandbox, streaming
 from conveyor.constructs.assets import stage_handler_asset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,6 +156,9 @@ def main() -> int:
     print(f"cold imports: {import_runs} interleaved runs each ...", flush=True)
     imports = bench_imports(import_runs)
     sandbox_lines = sandbox.sections()
+    print("streaming: shard balance and stream throughput ...", flush=True)
+    with sandbox._assembly() as assembly:
+        sandbox_lines += streaming.section(assembly)
     node = subprocess.run(
         ["node", "--version"], env=environment(), capture_output=True, text=True, check=False
     ).stdout.strip()
