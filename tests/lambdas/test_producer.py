@@ -27,9 +27,12 @@ def test_a_spread_key_takes_one_of_n_suffixes_stable_for_a_salt():
     assert partition_key("hot", spread=4, salt="r-1") == partition_key("hot", spread=4, salt="r-1")
 
 
-@pytest.mark.parametrize(("entity", "spread"), [("", 1), ("d", 0)])
-def test_invalid_keys_are_rejected(entity, spread):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(
+    ("entity", "spread", "message"),
+    [("", 1, "entity_id must not be empty"), ("d", 0, "spread must be at least 1")],
+)
+def test_invalid_keys_are_rejected(entity, spread, message):
+    with pytest.raises(ValueError, match=message):
         partition_key(entity, spread=spread)
 
 

@@ -48,7 +48,7 @@ def test_sandbox_up_once_serves_on_loopback_deploys_and_runs_every_demo(assembly
     assert cli.main(["sandbox", "up", "--once", "--port", str(port), "--assembly", assembly]) == 0
     out = capsys.readouterr().out
     assert f"into http://localhost:{port}" in out
-    assert "Scenarios: 15 passed, 0 failed" in out
+    assert "Scenarios: 19 passed, 0 failed" in out
     assert not Path(".conveyor/sandbox.json").exists()
 
 
@@ -70,3 +70,14 @@ def test_trace_sends_a_given_event_and_reports_what_happened(assembly, capsys, t
     out = capsys.readouterr().out
     assert "HighValueReview" in out
     assert "1 invocations, 1 records processed, 0 failed" in out
+
+
+def test_trace_of_the_telemetry_stream_shows_records_by_shard(assembly, capsys):
+    """Each receive line of the shard poller names its shard and its sequence range."""
+    assert cli.main(["trace", "Telemetry", "--assembly", assembly]) == 0
+    out = capsys.readouterr().out
+    receives = [line for line in out.splitlines() if " ms  receive" in line]
+    assert receives
+    assert all("shard=shardId-" in line and "first_sequence=" in line for line in receives)
+    assert "on-failure" in out
+    assert "condition=RetryAttemptsExhausted" in out

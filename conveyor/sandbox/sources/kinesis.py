@@ -87,6 +87,16 @@ class KinesisShardPoller:
     # -- EventSource ----------------------------------------------------------------------------
 
     def pump(self, stack: DeployedStack, route: Route, target: ExecutionEnvironment) -> int:
+        if route.parallelization_factor > 1 or route.tumbling_window_s:
+            self.delivery.warn_once(
+                f"kinesis-unemulated:{stack.name}:{route.source}",
+                stack=stack.name,
+                route=route,
+                problem=(
+                    "not emulated: ParallelizationFactor > 1 and tumbling windows (the sandbox "
+                    "delivers one batch per shard at a time, without window state)"
+                ),
+            )
         for shard in self._route_shards(stack, route):
             if not shard.work:
                 records = self._read(route, shard)

@@ -39,7 +39,7 @@ def partition_key(entity_id: str, *, spread: int = 1, salt: str | None = None) -
     if spread == 1:
         return entity_id
     if salt is None:
-        suffix = random.randrange(spread)
+        suffix = random.randrange(spread)  # noqa: S311 - load spreading, not a secret
     else:
         suffix = int.from_bytes(hashlib.sha256(salt.encode()).digest()[:8], "big") % spread
     return f"{entity_id}{KEY_SEPARATOR}{suffix}"
