@@ -13,13 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
 
 from constructs import Construct
 from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.stream_consumer import StreamConsumer
+from conveyor.constructs.stream_delivery import StreamDelivery
 from conveyor.lambdas.handler_kit.handler_kit import contract as kit
 from conveyor.lambdas.telemetry.telemetry import contract
 from conveyor.stacks._common import dependencies_layer, operate
@@ -28,7 +29,8 @@ ASSET = LAMBDAS_DIR / "telemetry"
 
 
 class TelemetryStack(Stack):
-    """Attributes: ``table``, ``readings`` (StreamConsumer), ``operations``."""
+    """Attributes: ``table``, ``readings`` (StreamConsumer), ``archive`` (StreamDelivery),
+    ``operations``."""
 
     def __init__(
         self,
@@ -73,12 +75,21 @@ class TelemetryStack(Stack):
             removal_policy=removal_policy,
         )
         self.table.grant(self.readings.function, "dynamodb:UpdateItem")
+        self.archive = StreamDelivery(
+            self,
+            "Archive",
+            stream=self.readings.stream,
+            prefix="readings/",
+            buffering_interval=Duration.seconds(60),
+            removal_policy=removal_policy,
+        )
 
         CfnOutput(self, "StreamName", value=self.readings.stream.stream_name)
         CfnOutput(self, "StreamArn", value=self.readings.stream.stream_arn)
         CfnOutput(self, "AggregatesTableName", value=self.table.table_name)
         assert self.readings.failure_bucket is not None
         CfnOutput(self, "FailureBucketName", value=self.readings.failure_bucket.bucket_name)
+        CfnOutput(self, "ArchiveBucketName", value=self.archive.bucket.bucket_name)
         self.operations = operate(
             self,
             alarm_emails=alarm_emails,
@@ -87,6 +98,6 @@ class TelemetryStack(Stack):
             layer_cache_dir=layer_cache_dir,
         )
         action = cw_actions.SnsAction(self.operations.alarms.topic)
-        for alarm in self.readings.alarms:
+        for alarm in [*self.readings.alarms, *self.archive.alarms]:
             alarm.add_alarm_action(action)
             alarm.add_ok_action(action)

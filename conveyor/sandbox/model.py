@@ -71,6 +71,9 @@ class Route:
     parallelization_factor: int = 1
     tumbling_window_s: int = 0
     mapping_id: str = ""
+    # kind "firehose" (a delivery stream reading queue_arn, a Kinesis stream; no function):
+    # its destination settings (bucket, prefixes, compression, buffering, KMS key).
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -24,7 +24,7 @@ import time
 import types
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import botocore.session
@@ -212,7 +212,7 @@ class Runtime:
         target = self._functions.get((stack.name, route.function_logical_id))
         source = self._sources.get(route.kind)
         delivery = self._delivery
-        if target is None or source is None:
+        if source is None or (target is None and getattr(source, "needs_function", True)):
             key, problem = (
                 ("missing", f"route target {route.function_logical_id} is not a deployed function")
                 if target is None
@@ -224,7 +224,8 @@ class Runtime:
         moved = 0
         try:
             for _ in range(_BATCHES_PER_ROUTE_ROUND):
-                count = source.pump(stack, route, target)
+                # A source without a function (Firehose) declares needs_function = False.
+                count = source.pump(stack, route, cast(ExecutionEnvironment, target))
                 if count == 0:
                     break
                 moved += count

@@ -11,6 +11,7 @@ that is missing fails the scenario instead of shrinking what is expected.
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import time
@@ -333,7 +334,7 @@ class Telemetry(Scenario):
     topology = "Telemetry"
     description = (
         "put 5 readings of 2 devices and a poison record; expect per-device aggregates, the "
-        "poison record in the failure bucket, and a replay that counts nothing twice"
+        "poison record in the failure bucket, a GZIP archive, a replay counting nothing twice"
     )
 
     READINGS = (("d-1", 10), ("d-2", 5), ("d-1", 20), ("d-2", 7), ("d-1", 30))
@@ -344,17 +345,29 @@ class Telemetry(Scenario):
         bucket = self.output("FailureBucketName")
         started = time.time() - 1
         entries = [
-            {"PartitionKey": device, "Data": json.dumps(self._reading(device, value, n)).encode()}
+            # One JSON object per line: the archive (Firehose concatenates records) splits back.
+            {
+                "PartitionKey": device,
+                "Data": json.dumps(self._reading(device, value, n)).encode() + b"\n",
+            }
             for n, (device, value) in enumerate(self.READINGS)
         ]
-        entries.insert(2, {"PartitionKey": "d-1", "Data": b"{not json"})  # mid-batch poison
+        entries.insert(2, {"PartitionKey": "d-1", "Data": b"{not json\n"})  # mid-batch poison
         response = kinesis.put_records(StreamName=stream, Records=entries)
         checks = [check("records accepted by the stream", 0, response["FailedRecordCount"])]
         self.runtime.pump()
         expected = {"d-1": (3, 60), "d-2": (2, 12)}
         checks.append(check("aggregates per device", expected, self._aggregates(dynamodb, table)))
         failed = self._failed_payloads(s3, bucket)
-        checks.append(check("failure object starts at the poison record", [b"{not json"], failed))
+        checks.append(check("failure object starts at the poison record", [b"{not json\n"], failed))
+        archive = self.output("ArchiveBucketName")
+        checks.append(
+            check(
+                "archive objects (GZIP) decompress to the records sent",
+                sorted(e["Data"].rstrip(b"\n") for e in entries),
+                sorted(self._archived(s3, archive).splitlines()),
+            )
+        )
         kinesis_source = self.runtime.source("kinesis")
         (mapping,) = [r.source for r in self.stack.routes if r.kind == "kinesis"]
         kinesis_source.replay(self.stack.name, mapping, started)
@@ -386,6 +399,17 @@ class Telemetry(Scenario):
             )
             for item in items
         }
+
+    @staticmethod
+    def _archived(s3: Any, bucket: str) -> bytes:
+        """The archive's objects (``readings/yyyy/MM/dd/HH/…gz``), decompressed, concatenated
+        (records in shard order: order across shards is not kept)."""
+        keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+        return b"".join(
+            gzip.decompress(s3.get_object(Bucket=bucket, Key=k)["Body"].read())
+            for k in keys
+            if k.startswith("readings/") and k.endswith(".gz")
+        )
 
     @staticmethod
     def _failed_payloads(s3: Any, bucket: str) -> list[bytes]:

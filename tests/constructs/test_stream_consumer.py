@@ -144,3 +144,90 @@ def test_invalid_settings_are_rejected_at_synth_naming_the_construct(make_app, o
     stack = Stack(make_app(), "Invalid")
     with pytest.raises(ValueError, match=rf"Invalid/Readings: {message}"):
         StreamConsumer(stack, "Readings", **props(**overrides))
+
+
+# -- StreamDelivery (Firehose -> S3) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def delivery_template(make_app) -> Template:
+    from conveyor.constructs.stream_delivery import StreamDelivery
+
+    stack = Stack(make_app(), "StreamDeliveryTest")
+    source = StreamConsumer(stack, "Source", **props())
+    StreamDelivery(stack, "Archive", stream=source.stream, prefix="readings/")
+    StreamDelivery(stack, "Direct", buffering_interval=Duration.seconds(60))
+    return Template.from_stack(stack)
+
+
+def test_the_delivery_reads_the_stream_into_gzip_date_partitioned_kms_objects(delivery_template):
+    delivery_template.has_resource_properties(
+        "AWS::KinesisFirehose::DeliveryStream",
+        {
+            "DeliveryStreamType": "KinesisStreamAsSource",
+            "KinesisStreamSourceConfiguration": {
+                "KinesisStreamARN": {
+                    "Fn::GetAtt": [Match.string_like_regexp("^SourceStream"), "Arn"]
+                }
+            },
+            "ExtendedS3DestinationConfiguration": Match.object_like(
+                {
+                    "CompressionFormat": "GZIP",
+                    "Prefix": "readings/!{timestamp:yyyy/MM/dd/HH}/",
+                    "ErrorOutputPrefix": (
+                        "errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
+                    ),
+                    "BufferingHints": {"IntervalInSeconds": 300, "SizeInMBs": 5},
+                    "EncryptionConfiguration": {
+                        "KMSEncryptionConfig": {
+                            "AWSKMSKeyARN": {
+                                "Fn::GetAtt": [Match.string_like_regexp("^ArchiveKey"), "Arn"]
+                            }
+                        }
+                    },
+                }
+            ),
+        },
+    )
+
+
+def test_a_direct_put_delivery_is_encrypted_with_the_customer_managed_key(delivery_template):
+    delivery_template.has_resource_properties(
+        "AWS::KinesisFirehose::DeliveryStream",
+        {
+            "DeliveryStreamType": "DirectPut",
+            "DeliveryStreamEncryptionConfigurationInput": {"KeyType": "CUSTOMER_MANAGED_CMK"},
+        },
+    )
+
+
+def test_the_delivery_adds_no_unused_mapping(delivery_template):
+    assert "Mappings" not in delivery_template.to_json()
+
+
+def test_the_delivery_alarms_on_freshness_and_failed_deliveries(delivery_template):
+    delivery_template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "DeliveryToS3.DataFreshness", "Namespace": "AWS/Firehose", "Threshold": 900},
+    )
+    delivery_template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {"MetricName": "DeliveryToS3.Success", "ComparisonOperator": "LessThanThreshold"},
+    )
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"buffering_interval": Duration.seconds(901)}, "buffering_interval must be between 0"),
+        ({"buffering_size_mib": 129}, "buffering_size_mib must be between 1 and 128"),
+        ({"prefix": "/data"}, "prefix must end with '/'"),
+        ({"prefix": "same/", "error_prefix": "same/"}, "prefix and error_prefix must differ"),
+    ],
+)
+def test_invalid_delivery_settings_are_rejected_naming_the_construct(make_app, overrides, message):
+    from conveyor.constructs.stream_delivery import StreamDelivery
+
+    stack = Stack(make_app(), "Invalid")
+    with pytest.raises(ValueError, match=rf"Invalid/Archive: {message}"):
+        StreamDelivery(stack, "Archive", **overrides)

@@ -328,3 +328,49 @@ def test_replay_from_a_timestamp_redelivers_the_records_put_since(session, probe
         "after-1",
         "after-2",
     ]
+
+
+def test_firehose_objects_decompress_to_the_records_sent_in_shard_order(session):
+    """GIVEN a delivery stream reading the stream into S3 with GZIP and a date prefix WHEN
+    records are put and the round is idle THEN one object per buffer, under the evaluated
+    prefix, decompresses to the records' data as sent."""
+    import gzip
+    from datetime import UTC, datetime
+
+    from conveyor.sandbox.sources.firehose import FirehoseDelivery
+
+    kinesis = stream(session)
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="archive")
+    sent = [f'{{"n": {n}}}\n'.encode() for n in range(25)]
+    for data in sent:
+        kinesis.put_record(StreamName=STREAM, PartitionKey="k", Data=data)
+    route = Route(
+        kind="firehose",
+        source="Archive",
+        queue_url="firehose:archive",
+        queue_arn=STREAM_ARN,
+        function_logical_id="",
+        options={
+            "name": "archive",
+            "bucket": "archive",
+            "prefix": "readings/!{timestamp:yyyy/MM/dd}/",
+            "error_prefix": "errors/",
+            "compression": "GZIP",
+            "size_mib": 5,
+            "interval_s": 60,
+            "kms_key": None,
+        },
+    )
+    deployed = Deployment(stacks={STACK: DeployedStack(name=STACK, template={}, routes=[route])})
+    rt = Runtime(deployed, session=session, event_sources=(FirehoseDelivery,))
+    with rt:
+        rt.pump()
+        kinesis.put_record(StreamName=STREAM, PartitionKey="k", Data=b"later\n")
+        rt.pump()
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="archive")["Contents"])
+    assert len(keys) == 2  # one object per buffer: the first 25 records, then the later one
+    today = datetime.now(UTC).strftime("%Y/%m/%d")
+    assert all(k.startswith(f"readings/{today}/archive-1-") and k.endswith(".gz") for k in keys)
+    bodies = [gzip.decompress(s3.get_object(Bucket="archive", Key=k)["Body"].read()) for k in keys]
+    assert sorted(bodies) == sorted([b"".join(sent), b"later\n"])

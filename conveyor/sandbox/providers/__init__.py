@@ -13,6 +13,7 @@ from conveyor.sandbox.providers import (
     cloudwatch,
     dynamodb,
     events,
+    firehose,
     iam,
     kinesis,
     kms,
@@ -100,5 +101,6 @@ REGISTRY = ProviderRegistry(
         *wafv2.PROVIDERS,
         *cdk.PROVIDERS,
         *kinesis.PROVIDERS,
+        *firehose.PROVIDERS,
     ]
 )

@@ -1,4 +1,4 @@
-"""Amazon CloudWatch Logs: log groups (retention, class, key)."""
+"""Amazon CloudWatch Logs: log groups (retention, class, key) and log streams."""
 
 from __future__ import annotations
 
@@ -28,6 +28,23 @@ def _log_group(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     return ctx.resource(name, props, Arn=arn)
 
 
+def _log_stream(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
+    name = ctx.name(props.get("LogStreamName"))
+    ctx.client("logs").create_log_stream(
+        logGroupName=str(props["LogGroupName"]), logStreamName=name
+    )
+    return ctx.resource(name, props)
+
+
 _PROPERTIES = frozenset({"LogGroupName", "RetentionInDays", "Tags", "KmsKeyId", "LogGroupClass"})
 
-PROVIDERS = (ResourceProvider("AWS::Logs::LogGroup", _log_group, _PROPERTIES, name_limit=512),)
+PROVIDERS = (
+    ResourceProvider("AWS::Logs::LogGroup", _log_group, _PROPERTIES, name_limit=512),
+    ResourceProvider(
+        "AWS::Logs::LogStream",
+        _log_stream,
+        frozenset({"LogGroupName", "LogStreamName"}),
+        name_limit=512,
+        name_property="LogStreamName",
+    ),
+)

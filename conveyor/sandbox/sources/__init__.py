@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from conveyor.sandbox.sources.base import Delivery, EventSource, EventSourceFactory
 from conveyor.sandbox.sources.eventbridge import EventBridgeTargetSource
+from conveyor.sandbox.sources.firehose import FirehoseDelivery
 from conveyor.sandbox.sources.kinesis import KinesisShardPoller
 from conveyor.sandbox.sources.sns import SnsSubscriptionSource
 from conveyor.sandbox.sources.sqs import SqsPoller
@@ -24,4 +25,5 @@ EVENT_SOURCES: tuple[EventSourceFactory, ...] = (
     SnsSubscriptionSource,
     EventBridgeTargetSource,
     KinesisShardPoller,
+    FirehoseDelivery,
 )
