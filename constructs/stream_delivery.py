@@ -134,7 +134,7 @@ class StreamDelivery(Construct):
         )
         if stream is not None:
             acknowledge(
-                self.delivery_stream,
+                cast(CfnElement, self.delivery_stream.node.default_child),
                 "AwsSolutions-KDF1",
                 "A delivery stream reading from a Kinesis stream cannot have its own SSE: the "
                 "source stream is KMS-encrypted and the objects are written with a CMK.",

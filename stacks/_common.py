@@ -24,7 +24,7 @@ class Operations:
 
     alarms: AlarmTopic
     monitoring: Monitoring
-    remediation: Remediation
+    remediation: Remediation | None  # None: nothing in the stack to remediate
 
 
 def operate(
@@ -46,6 +46,13 @@ def operate(
         stack, "Monitoring", alarm_topic=alarms.topic, dashboard_name=stack.stack_name
     )
     monitoring.watch_scope(stack)
+    if not monitoring.remediation_rules:
+        # No queue to record incidents for or redrive (e.g. a stream topology): a remediation
+        # function without rules would reject every alarm notification.
+        CfnOutput(stack, "AlarmTopicArn", value=alarms.topic.topic_arn)
+        if monitoring.dashboard is not None:
+            CfnOutput(stack, "DashboardName", value=monitoring.dashboard.dashboard_name)
+        return Operations(alarms, monitoring, None)
     remediation = Remediation(
         stack,
         "Remediation",

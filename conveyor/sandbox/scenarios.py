@@ -344,7 +344,7 @@ class Telemetry(Scenario):
         stream, table = self.output("StreamName"), self.output("AggregatesTableName")
         bucket = self.output("FailureBucketName")
         started = time.time() - 1
-        entries = [
+        entries: list[dict[str, Any]] = [
             # One JSON object per line: the archive (Firehose concatenates records) splits back.
             {
                 "PartitionKey": device,

@@ -23,7 +23,7 @@ from conveyor.diagrams import (
 )
 from conveyor.templates import StackTemplate, load_stacks, references
 
-TOPOLOGIES = ["ImagePipeline", "OrderEvents", "PaymentsRouting", "OrderPipeline"]
+TOPOLOGIES = ["ImagePipeline", "OrderEvents", "PaymentsRouting", "OrderPipeline", "Telemetry"]
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,9 @@ def test_trace_of_the_telemetry_stream_shows_records_by_shard(assembly, capsys):
     """Each receive line of the shard poller names its shard and its sequence range."""
     assert cli.main(["trace", "Telemetry", "--assembly", assembly]) == 0
     out = capsys.readouterr().out
-    receives = [line for line in out.splitlines() if " ms  receive" in line]
+    receives = [
+        line for line in out.splitlines() if " ms  receive" in line and "route_kind=kinesis" in line
+    ]
     assert receives
     assert all("shard=shardId-" in line and "first_sequence=" in line for line in receives)
     assert "on-failure" in out
