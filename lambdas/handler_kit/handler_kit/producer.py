@@ -86,7 +86,7 @@ class PutRecordsProducer:
 
     def delay(self, retry: int) -> float:
         """Full jitter: uniform in [0, min(max, base × 2^retry))."""
-        return self.jitter() * min(self.max_delay_s, self.base_delay_s * 2**retry)
+        return self.jitter() * min(self.max_delay_s, self.base_delay_s * 2.0**retry)
 
     def put(self, entries: Sequence[Entry]) -> PutResult:
         result = PutResult()
