@@ -8,18 +8,12 @@ from pathlib import Path
 import pytest
 
 from conveyor import cli
-
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from tests.support.aws import fake_aws_env
 
 
 @pytest.fixture
 def assembly(synthesized, monkeypatch, tmp_path) -> str:
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_env(monkeypatch)
     monkeypatch.chdir(tmp_path)  # the state file lives in ./.conveyor
     return str(Path(synthesized["outdir"]))
 
