@@ -13,7 +13,8 @@ wildcard, ``$or``…) route them to targets. Correct by default:
   and a bus policy letting *listed* accounts put events — never everyone.
 
 Targets are described with :class:`Target` (``Target.function(...)``, ``Target.queue(...)``,
-``Target.topic(...)``, ``Target.state_machine(...)``, ``Target.bus(...)``, ``Target.api_destination(...)``).
+``Target.topic(...)``,
+``Target.state_machine(...)``, ``Target.bus(...)``, ``Target.api_destination(...)``).
 """
 
 from __future__ import annotations

@@ -82,9 +82,7 @@ class OrderFulfillmentStack(Stack):
         self.functions: dict[str, lambda_.Function] = {}
         for handler in contract.HANDLERS:
             name = "".join(part.title() for part in handler.rsplit(".", 1)[1].split("_"))
-            function = _step_function(
-                self, name, code, handler, environment, layer, removal_policy
-            )
+            function = _step_function(self, name, code, handler, environment, layer, removal_policy)
             self.orders.grant(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
             if handler in (contract.RESERVE_STOCK_HANDLER, contract.RELEASE_STOCK_HANDLER):
                 self.inventory.grant(function, "dynamodb:GetItem", "dynamodb:UpdateItem")

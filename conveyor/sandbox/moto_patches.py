@@ -126,7 +126,8 @@ def scale_step_functions_retries(factor: float) -> Callable[[], None]:
     """
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
-    module_time = retrier_decl.time
+    module: Any = retrier_decl
+    module_time = module.time
     original_sleep = getattr(module_time, "_conveyor_sleep", module_time.sleep)
 
     class _ScaledTime:
@@ -141,10 +142,10 @@ def scale_step_functions_retries(factor: float) -> Callable[[], None]:
         def sleep(seconds: float) -> None:
             original_sleep(max(0.0, float(seconds)) * factor)
 
-    previous = retrier_decl.time
-    retrier_decl.time = _ScaledTime()  # type: ignore[assignment]
+    previous = module.time
+    module.time = _ScaledTime()
 
     def undo() -> None:
-        retrier_decl.time = previous
+        module.time = previous
 
     return undo

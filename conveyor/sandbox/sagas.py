@@ -9,6 +9,7 @@ the orders sent and the handlers' contract, never from what the run produced.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -51,14 +52,24 @@ class Execution:
         ]
 
     def task_errors(self) -> list[str]:
-        return [
-            str(e["taskFailedEventDetails"].get("error"))
-            for e in self.history
-            if "taskFailedEventDetails" in e
-        ]
+        """The error names of the failed task attempts (what Retry/Catch matched), in order."""
+        return [str(details.get("error")) for details in map(_failure, self.history) if details]
 
 
-def order(order_id: str, token: str, lines: list[tuple[str, int]], amount: int = 42) -> dict[str, Any]:
+def _failure(event: dict[str, Any]) -> dict[str, Any] | None:
+    """A task attempt's failure (``lambda:invoke`` tasks report LambdaFunctionFailed)."""
+    for key in _FAILURE_DETAILS:
+        if key in event:
+            return dict(event[key])
+    return None
+
+
+_FAILURE_DETAILS = ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails")
+
+
+def order(
+    order_id: str, token: str, lines: list[tuple[str, int]], amount: int = 42
+) -> dict[str, Any]:
     return {
         "orderId": order_id,
         "customerId": "c-demo",
@@ -76,26 +87,25 @@ def describe_history(execution: Execution) -> list[str]:
     started: dict[int, float] = {}
     for event in execution.history:
         kind = str(event["type"])
-        stamp = event.get("timestamp")
+        stamp: Any = event.get("timestamp")
         ms = stamp.timestamp() * 1000 if hasattr(stamp, "timestamp") else 0.0
         started.setdefault(0, ms)
         at = f"{ms - started[0]:8.1f} ms"
         if "stateEnteredEventDetails" in event:
             name = event["stateEnteredEventDetails"]["name"]
             lines.append(f"  {at}  → {name}")
-        elif "taskFailedEventDetails" in event:
-            details = event["taskFailedEventDetails"]
+        elif (details := _failure(event)) is not None:
             cause = str(details.get("cause", ""))
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 cause = str(json.loads(cause).get("errorMessage", cause))
-            except (ValueError, AttributeError):
-                pass
             lines.append(f"  {at}    ✗ {details.get('error')}: {cause[:100]}")
         elif kind == "ExecutionSucceeded":
             lines.append(f"  {at}  ■ SUCCEEDED")
         elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
             details = event.get("executionFailedEventDetails", {})
-            lines.append(f"  {at}  ■ {kind.removeprefix('Execution').upper()} {details.get('error', '')}")
+            lines.append(
+                f"  {at}  ■ {kind.removeprefix('Execution').upper()} {details.get('error', '')}"
+            )
     return lines
 
 
@@ -181,7 +191,9 @@ class OrderSagaDemo:
 
     def available(self, sku: str) -> int:
         item = self.client("dynamodb").get_item(
-            TableName=self.output("InventoryTableName"), Key={"sku": {"S": sku}}, ConsistentRead=True
+            TableName=self.output("InventoryTableName"),
+            Key={"sku": {"S": sku}},
+            ConsistentRead=True,
         )
         return int(item["Item"]["available"]["N"])
 
@@ -190,9 +202,7 @@ class OrderSagaDemo:
         sqs, url = self.client("sqs"), self.output("OutcomesQueueUrl")
         found: dict[str, str] = {}
         while True:
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
                 return found
             for message in messages:
@@ -219,7 +229,9 @@ class OrderSagaDemo:
         for title, path in runs:
             path_checks, execution = path()
             self._record(title, execution)
-            checks.extend(PathCheck(f"{title}: {c.name}", c.expected, c.observed) for c in path_checks)
+            checks.extend(
+                PathCheck(f"{title}: {c.name}", c.expected, c.observed) for c in path_checks
+            )
         outcomes = self.outcomes()
         checks.append(
             PathCheck(
@@ -266,7 +278,9 @@ class OrderSagaDemo:
         item = self.order_item("o-nostock")
         return [
             PathCheck("execution succeeded (compensated)", "SUCCEEDED", run.status),
-            PathCheck("failed on OutOfStock, not retried", [contract.OUT_OF_STOCK], run.task_errors()),
+            PathCheck(
+                "failed on OutOfStock, not retried", [contract.OUT_OF_STOCK], run.task_errors()
+            ),
             PathCheck(
                 "compensations in reverse order",
                 ["CancelShipping", "ReleaseStock", "RefundPayment"],
@@ -282,7 +296,9 @@ class OrderSagaDemo:
         item = self.order_item("o-flaky")
         return [
             PathCheck("execution succeeded", "SUCCEEDED", run.status),
-            PathCheck("one TransientError, then retried", [contract.TRANSIENT_ERROR], run.task_errors()),
+            PathCheck(
+                "one TransientError, then retried", [contract.TRANSIENT_ERROR], run.task_errors()
+            ),
             PathCheck("payment attempted twice", "2", item.get("paymentAttempts", {}).get("N")),
             PathCheck("order shipped", contract.STATUS_SHIPPED, _s(item, "status")),
         ], run
@@ -298,7 +314,9 @@ class OrderSagaDemo:
             PathCheck("failure named CompensationFailed", "CompensationFailed", run.error),
             PathCheck("operators notified", True, "NotifyOperators" in run.entered()),
             PathCheck("stock still released first", before, self.available("SKU-A")),
-            PathCheck("payment left charged for the operators", "CHARGED", _s(item, "paymentStatus")),
+            PathCheck(
+                "payment left charged for the operators", "CHARGED", _s(item, "paymentStatus")
+            ),
         ], run
 
 

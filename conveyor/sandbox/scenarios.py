@@ -417,6 +417,8 @@ def run_all(
             checks = scenario.run()
         except Exception as exc:  # a missing output or resource fails the scenario, loudly
             checks = [check("scenario ran to the end", "no error", f"{type(exc).__name__}: {exc}")]
+        for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
+            print_fn(f"   {line}")
         for item in checks:
             mark = "✓" if item.ok else "✗"
             detail = "" if item.ok else f" (expected {item.expected}, observed {item.observed})"

@@ -96,9 +96,7 @@ def _function_target(ctx: ProviderContext, target: dict[str, Any], arn: str) -> 
     return target
 
 
-def _state_machine_target(
-    ctx: ProviderContext, target: dict[str, Any], arn: str
-) -> dict[str, Any]:
+def _state_machine_target(ctx: ProviderContext, target: dict[str, Any], arn: str) -> dict[str, Any]:
     """An internal queue in place of the state machine; the runtime starts the executions
     (moto's EventBridge does not start them)."""
     target_id = str(target.get("Id", ""))

@@ -12,6 +12,7 @@ installed by the runtime); EventBridge rule targets that are state machines beco
 from __future__ import annotations
 
 import json
+import logging
 import urllib.request
 from typing import Any
 
@@ -23,7 +24,12 @@ EXECUTE = {"stepfunctions": {"execute_state_machine": True}}
 
 
 def enable_execution(endpoint_url: str | None) -> None:
-    """Make moto execute state machines (server: its config API; in-process: its config)."""
+    """Make moto execute state machines (server: its config API; in-process: its config).
+
+    The interpreter logs every state failure, caught or not, with its whole program
+    (kilobytes per failed state) at ERROR: the sandbox silences it; the execution history
+    (``conveyor trace OrderFulfillment``) shows each failure with its error name and cause."""
+    logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
     if endpoint_url:
         request = urllib.request.Request(  # noqa: S310 - the local moto server
             f"{endpoint_url.rstrip('/')}/moto-api/config",
@@ -35,7 +41,8 @@ def enable_execution(endpoint_url: str | None) -> None:
             return
     from moto.core.config import default_user_config
 
-    default_user_config.setdefault("stepfunctions", {}).update(EXECUTE["stepfunctions"])
+    config: Any = default_user_config
+    config.setdefault("stepfunctions", {}).update(EXECUTE["stepfunctions"])
 
 
 def _state_machine(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
@@ -56,7 +63,11 @@ def _state_machine(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResou
             "level": logging.get("Level", "OFF"),
             "includeExecutionData": bool(logging.get("IncludeExecutionData", False)),
             "destinations": [
-                {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+                {
+                    "cloudWatchLogsLogGroup": {
+                        "logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]
+                    }
+                }
                 for d in logging.get("Destinations", [])
                 if isinstance(d, dict) and "CloudWatchLogsLogGroup" in d
             ],

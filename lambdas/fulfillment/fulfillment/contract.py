@@ -42,9 +42,9 @@ PAYMENT_CHARGED: Final = "CHARGED"
 PAYMENT_DECLINED: Final = "DECLINED"
 
 # The simulated payment provider's test tokens (as card test numbers are).
-TOKEN_DECLINED: Final = "tok_declined"  # declined by the issuer
-TOKEN_FLAKY: Final = "tok_flaky"  # the provider is unavailable on the first attempt
-TOKEN_REFUND_FAILS: Final = "tok_refund_fails"  # charges, but every refund is rejected
+TOKEN_DECLINED: Final = "tok_declined"  # noqa: S105 - a payment test token, not a secret
+TOKEN_FLAKY: Final = "tok_flaky"  # noqa: S105 - unavailable on the first attempt
+TOKEN_REFUND_FAILS: Final = "tok_refund_fails"  # noqa: S105 - every refund rejected
 
 # Order status recorded in the orders table, in the order the workflow sets them.
 STATUS_PAID: Final = "PAID"
