@@ -75,7 +75,9 @@ def test_out_of_stock_after_payment_cancels_releases_and_refunds_in_reverse_orde
 
     assert run.status == "SUCCEEDED"
     assert run.task_errors() == ["OutOfStock"]  # permanent: not retried
-    compensations = [s for s in run.entered() if s in ("CancelShipping", "ReleaseStock", "RefundPayment")]
+    compensations = [
+        s for s in run.entered() if s in ("CancelShipping", "ReleaseStock", "RefundPayment")
+    ]
     assert compensations == ["CancelShipping", "ReleaseStock", "RefundPayment"]
     item = saga.order_item("o-3")
     assert item["status"] == {"S": "REFUNDED"}
@@ -89,7 +91,9 @@ def test_the_catch_keeps_the_input_so_compensations_see_the_order_and_the_error(
     run = saga.place(order("o-4", "tok_ok", [("SKU-GONE", 1)]))
 
     compensated = next(
-        e for e in run.history if e.get("stateEnteredEventDetails", {}).get("name") == "CancelShipping"
+        e
+        for e in run.history
+        if e.get("stateEnteredEventDetails", {}).get("name") == "CancelShipping"
     )
     state_input = compensated["stateEnteredEventDetails"]["input"]
     assert '"orderId":"o-4"' in state_input.replace(" ", "")
