@@ -74,7 +74,7 @@ def test_out_of_stock_after_payment_cancels_releases_and_refunds_in_reverse_orde
     run = saga.place(order("o-3", "tok_ok", [("SKU-A", 3), ("SKU-GONE", 1)]))
 
     assert run.status == "SUCCEEDED"
-    assert run.task_errors() == ["OutOfStock"]  # permanent: not retried
+    assert run.task_errors().count("OutOfStock") == 1  # permanent: not retried
     compensations = [
         s for s in run.entered() if s in ("CancelShipping", "ReleaseStock", "RefundPayment")
     ]
@@ -116,7 +116,9 @@ def test_a_failing_compensation_notifies_the_operators_and_fails_the_execution(s
 
     assert run.status == "FAILED"
     assert run.error == "CompensationFailed"
-    assert run.task_errors() == ["OutOfStock", "RefundRejected"]
+    # (a Parallel branch cancelled by the failure may report its own error in between)
+    assert run.task_errors().count("OutOfStock") == 1
+    assert run.task_errors()[-1] == "RefundRejected"
     assert run.entered()[-2:] == ["NotifyOperators", "CompensationFailed"]
     assert saga.available("SKU-A") == 10  # the compensations before the refund still ran
     assert saga.order_item("o-6")["paymentStatus"] == {"S": "CHARGED"}
