@@ -330,7 +330,8 @@ class OrderFulfillment(Scenario):
     topology = "OrderFulfillment"
     description = (
         "five OrderPlaced events through the saga: fulfilled, declined, out of stock after "
-        "payment (release + refund), a transient error retried, a refund that fails (operators)"
+        "payment (release + refund), a transient error retried, a refund that fails (operators); "
+        "Step Functions Retry waits scaled to 1/100 in the sandbox"
     )
     # Step Functions Retry waits are scaled down in the sandbox (Runtime.retry_scale).
     WAIT_S = 60.0
