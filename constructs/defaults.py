@@ -53,3 +53,25 @@ RULE_TARGET_MAX_EVENT_AGE: Final = Duration.hours(24)
 # A dead-letter queue alarm looks at the maximum depth each minute and fires on the first
 # message. SQS stops emitting metrics for an idle queue, so missing data is not breaching.
 DEAD_LETTER_ALARM_PERIOD: Final = Duration.minutes(1)
+
+# -- Step Functions (Saga) ---------------------------------------------------------------------
+
+# An order fulfilment finishes in seconds; 15 minutes bounds a stuck execution (a Standard
+# state machine's own default is a year) and stays above Express's 5-minute cap by design.
+SAGA_EXECUTION_TIMEOUT: Final = Duration.minutes(15)
+# Above the 30 s function timeout: Lambda times out first and reports it as an error.
+SAGA_TASK_TIMEOUT: Final = Duration.seconds(60)
+# Retry on transient errors only (a permanent error is compensated at once): the handlers'
+# ``TransientError`` and Lambda's own service errors (what CDK's default retry covers).
+SAGA_TRANSIENT_ERRORS: Final = (
+    "TransientError",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+# 1 s, 2 s, 4 s with full jitter (AWS's "exponential backoff and jitter"), never above 30 s.
+SAGA_RETRY_INTERVAL: Final = Duration.seconds(1)
+SAGA_RETRY_ATTEMPTS: Final = 3
+SAGA_RETRY_BACKOFF_RATE: Final = 2.0
+SAGA_RETRY_MAX_DELAY: Final = Duration.seconds(30)

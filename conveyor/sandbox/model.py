@@ -59,6 +59,8 @@ class Route:
     batching_window_s: int = 0
     report_batch_item_failures: bool = False
     fifo: bool = False
+    # ``"stepfunctions"``: the state machine an EventBridge rule starts (no function then).
+    state_machine_arn: str = ""
 
 
 @dataclass

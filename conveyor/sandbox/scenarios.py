@@ -19,6 +19,7 @@ from typing import Any
 
 import boto3
 
+from conveyor.lambdas.fulfillment.fulfillment import contract as fulfillment
 from conveyor.lambdas.order_events.order_events import contract as order_events
 from conveyor.lambdas.payments.payments import contract as payments
 from conveyor.sandbox.model import REGION, DeployedStack, Deployment
@@ -325,12 +326,49 @@ class OrderPipeline(Scenario):
         self.client("sqs").send_message(**json.loads(rendered))
 
 
+class OrderFulfillment(Scenario):
+    topology = "OrderFulfillment"
+    description = (
+        "five OrderPlaced events through the saga: fulfilled, declined, out of stock after "
+        "payment (release + refund), a transient error retried, a refund that fails (operators); "
+        "Step Functions Retry waits scaled to 1/100 in the sandbox"
+    )
+    # Step Functions Retry waits are scaled down in the sandbox (Runtime.retry_scale).
+    WAIT_S = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trace_lines: list[str] = []
+
+    def run(self) -> list[Check]:
+        from conveyor.sandbox.sagas import OrderSagaDemo
+
+        demo = OrderSagaDemo(self.client, self.output, self.runtime, wait_s=self.WAIT_S)
+        checks = demo.run()
+        self.trace_lines = demo.trace_lines
+        return [check(c.name, c.expected, c.observed) for c in checks]
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.client("events").put_events(
+            Entries=[
+                {
+                    "EventBusName": self.output("EventBusName"),
+                    "Source": fulfillment.SOURCE,
+                    "DetailType": fulfillment.ORDER_PLACED,
+                    "Detail": json.dumps(event.get("detail", event)),
+                }
+            ]
+        )
+
+
 # What ``conveyor trace <Topology> --event FILE`` expects in FILE, per topology.
 EVENT_SHAPES = {
     "ImagePipeline": '{"file": "photo.jpg", "key": "uploads/photo.jpg"}',
     "OrderEvents": '{"message": {...}, "attributes": {"eventType": "OrderPlaced"}}',
     "PaymentsRouting": '{"source": "app.paiement", "detail-type": "facture", "detail": {...}}',
     "OrderPipeline": '{"body": {"orderId": ..., "event": "created", ...}, "headers": {}}',
+    "OrderFulfillment": '{"detail": {"orderId": ..., "customerId": ..., "amount": 42, '
+    '"currency": "EUR", "paymentToken": "tok_ok", "lines": [{"sku": "SKU-A", "quantity": 1}]}}',
 }
 
 
@@ -352,7 +390,13 @@ def _failures(report: Any) -> int:
     return sum(int(stats.errors) for stats in report.functions.values())
 
 
-SCENARIOS: tuple[type[Scenario], ...] = (ImagePipeline, OrderEvents, PaymentsRouting, OrderPipeline)
+SCENARIOS: tuple[type[Scenario], ...] = (
+    ImagePipeline,
+    OrderEvents,
+    PaymentsRouting,
+    OrderPipeline,
+    OrderFulfillment,
+)
 
 
 def run_all(
@@ -374,6 +418,8 @@ def run_all(
             checks = scenario.run()
         except Exception as exc:  # a missing output or resource fails the scenario, loudly
             checks = [check("scenario ran to the end", "no error", f"{type(exc).__name__}: {exc}")]
+        for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
+            print_fn(f"   {line}")
         for item in checks:
             mark = "✓" if item.ok else "✗"
             detail = "" if item.ok else f" (expected {item.expected}, observed {item.observed})"

@@ -18,6 +18,7 @@ TRACE_KINDS = (
     "dead-letter",  # the queue's redrive policy moved a message to its dead-letter queue
     "on-failure",  # an async event sent to the function's on-failure destination
     "drop",  # an async event discarded after its retries (no on-failure destination)
+    "execution",  # a Step Functions execution started by an event (details["execution"])
     "warning",  # a configuration or handler problem worth seeing (details["problem"])
 )
 

@@ -23,7 +23,13 @@ from conveyor.diagrams import (
 )
 from conveyor.templates import StackTemplate, load_stacks, references
 
-TOPOLOGIES = ["ImagePipeline", "OrderEvents", "PaymentsRouting", "OrderPipeline"]
+TOPOLOGIES = [
+    "ImagePipeline",
+    "OrderEvents",
+    "PaymentsRouting",
+    "OrderPipeline",
+    "OrderFulfillment",
+]
 
 
 @pytest.fixture(scope="module")

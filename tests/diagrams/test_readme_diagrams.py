@@ -37,7 +37,13 @@ def sandbox_stacks(make_app, tmp_path_factory) -> dict[str, StackTemplate]:
 
 def test_every_topology_section_has_a_generated_diagram():
     names = [name for name, _ in readme_blocks(README.read_text())]
-    for topology in ("ImagePipeline", "OrderEvents", "PaymentsRouting", "OrderPipeline"):
+    for topology in (
+        "ImagePipeline",
+        "OrderEvents",
+        "PaymentsRouting",
+        "OrderPipeline",
+        "OrderFulfillment",
+    ):
         assert f"Conveyor-sandbox-{topology}" in names, f"no generated diagram for {topology}"
 
 

@@ -97,7 +97,13 @@ class TestDeployedApp:
         assert list(deployment.stacks) == names
         assert set(names) == {
             stack_name(t)
-            for t in ("ImagePipeline", "OrderEvents", "PaymentsRouting", "OrderPipeline")
+            for t in (
+                "ImagePipeline",
+                "OrderEvents",
+                "PaymentsRouting",
+                "OrderPipeline",
+                "OrderFulfillment",
+            )
         }
         assert deployment.account_id == ACCOUNT_ID
         assert deployment.region == REGION
@@ -318,7 +324,7 @@ class TestDeployedApp:
                     assert "Ref" not in value
                     assert "Fn::" not in value
                 count += 1
-        assert count == 13  # 15 functions minus 2 custom resource providers
+        assert count == 21  # 23 functions minus 2 custom resource providers
 
         images = deployment.stacks[stack_name("ImagePipeline")]
         resize = images.functions[find(images, "AWS::Lambda::Function", "ResizeFunction")]

@@ -21,6 +21,7 @@ from conveyor.sandbox.providers import (
     sns,
     sqs,
     ssm,
+    stepfunctions,
     wafv2,
 )
 from conveyor.sandbox.providers.base import DEFAULT_NAME_LIMIT, ResourceProvider, Skipped
@@ -98,5 +99,6 @@ REGISTRY = ProviderRegistry(
         *apigateway.PROVIDERS,
         *wafv2.PROVIDERS,
         *cdk.PROVIDERS,
+        *stepfunctions.PROVIDERS,
     ]
 )

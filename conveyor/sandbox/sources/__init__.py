@@ -14,6 +14,7 @@ from conveyor.sandbox.sources.base import Delivery, EventSource, EventSourceFact
 from conveyor.sandbox.sources.eventbridge import EventBridgeTargetSource
 from conveyor.sandbox.sources.sns import SnsSubscriptionSource
 from conveyor.sandbox.sources.sqs import SqsPoller
+from conveyor.sandbox.sources.stepfunctions import StepFunctionsTargetSource
 
 __all__ = ["EVENT_SOURCES", "Delivery", "EventSource", "EventSourceFactory"]
 
@@ -22,4 +23,5 @@ EVENT_SOURCES: tuple[EventSourceFactory, ...] = (
     SqsPoller,
     SnsSubscriptionSource,
     EventBridgeTargetSource,
+    StepFunctionsTargetSource,
 )
