@@ -66,3 +66,24 @@ STREAM_RETRY_ATTEMPTS: Final = 3
 STREAM_MAX_RECORD_AGE: Final = Duration.hours(1)
 # Iterator age above which the consumer is falling behind (records wait this long).
 ITERATOR_AGE_ALARM: Final = Duration.minutes(5)
+# -- Step Functions (Saga) ---------------------------------------------------------------------
+
+# An order fulfilment finishes in seconds; 15 minutes bounds a stuck execution (a Standard
+# state machine's own default is a year) and stays above Express's 5-minute cap by design.
+SAGA_EXECUTION_TIMEOUT: Final = Duration.minutes(15)
+# Above the 30 s function timeout: Lambda times out first and reports it as an error.
+SAGA_TASK_TIMEOUT: Final = Duration.seconds(60)
+# Retry on transient errors only (a permanent error is compensated at once): the handlers'
+# ``TransientError`` and Lambda's own service errors (what CDK's default retry covers).
+SAGA_TRANSIENT_ERRORS: Final = (
+    "TransientError",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+# 1 s, 2 s, 4 s with full jitter (AWS's "exponential backoff and jitter"), never above 30 s.
+SAGA_RETRY_INTERVAL: Final = Duration.seconds(1)
+SAGA_RETRY_ATTEMPTS: Final = 3
+SAGA_RETRY_BACKOFF_RATE: Final = 2.0
+SAGA_RETRY_MAX_DELAY: Final = Duration.seconds(30)

@@ -13,7 +13,8 @@ wildcard, ``$or``…) route them to targets. Correct by default:
   and a bus policy letting *listed* accounts put events — never everyone.
 
 Targets are described with :class:`Target` (``Target.function(...)``, ``Target.queue(...)``,
-``Target.topic(...)``, ``Target.bus(...)``, ``Target.api_destination(...)``).
+``Target.topic(...)``,
+``Target.state_machine(...)``, ``Target.bus(...)``, ``Target.api_destination(...)``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 
 from constructs import Construct
 from conveyor.constructs.defaults import RULE_TARGET_MAX_EVENT_AGE, RULE_TARGET_RETRY_ATTEMPTS
@@ -79,6 +81,13 @@ class Target:
     @classmethod
     def topic(cls, topic: sns.ITopic, *, input: events.RuleTargetInput | None = None) -> Target:
         return cls("topic", topic, input)
+
+    @classmethod
+    def state_machine(
+        cls, machine: sfn.IStateMachine, *, input: events.RuleTargetInput | None = None
+    ) -> Target:
+        """A Step Functions state machine: each event starts an execution (input: the event)."""
+        return cls("state_machine", machine, input)
 
     @classmethod
     def bus(cls, bus: events.IEventBus) -> Target:
@@ -294,6 +303,8 @@ class EventRouter(Construct):
             )
         if target.kind == "topic":
             return targets.SnsTopic(target.resource, message=target.input, **common)
+        if target.kind == "state_machine":
+            return targets.SfnStateMachine(target.resource, input=target.input, **common)
         if target.kind == "bus":
             # CDK exposes no retry policy for bus targets: EventBridge's default applies
             # (24 hours, 185 attempts); failures still land in the DLQ.

@@ -388,7 +388,7 @@ class Monitoring(Construct):
         )
 
     def watch_state_machine(self, machine: sfn.IStateMachine, *, name: str | None = None) -> None:
-        """Failed executions."""
+        """Failed, timed-out and aborted executions."""
         if not self._first_time(machine):
             return
         count = self.thresholds.state_machine_failed_executions
@@ -398,6 +398,16 @@ class Monitoring(Construct):
                 human_readable_name=name or machine.node.id,
                 alarm_friendly_name=name or machine.node.id,
                 add_failed_execution_count_alarm={
+                    "Critical": ErrorCountThreshold(
+                        treat_missing_data_override=_QUIET, max_error_count=count
+                    )
+                },
+                add_timed_out_execution_count_alarm={
+                    "Critical": ErrorCountThreshold(
+                        treat_missing_data_override=_QUIET, max_error_count=count
+                    )
+                },
+                add_aborted_execution_count_alarm={
                     "Critical": ErrorCountThreshold(
                         treat_missing_data_override=_QUIET, max_error_count=count
                     )

@@ -100,6 +100,8 @@ def sandbox_up(args: argparse.Namespace) -> int:
 
     print(BANNER)
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no request lines on the console
+    # moto's Step Functions interpreter calls the other services on MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(args.port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     endpoint = f"http://localhost:{args.port}"
@@ -231,6 +233,8 @@ def trace(args: argparse.Namespace) -> int:
             return 0
         print(f"▶ {scenario.topology}: {scenario.description}")
         checks = scenario.run()
+        for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
+            print(line)
     for item in checks:
         print(
             f"   {'✓' if item.ok else '✗'} {item.name}"

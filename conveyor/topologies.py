@@ -18,6 +18,7 @@ from conveyor.review import REVIEW_METADATA_KEY, REVIEW_PACKS
 from conveyor.settings import Settings
 from conveyor.stacks.image_pipeline import ImagePipelineStack
 from conveyor.stacks.order_events import OrderEventsStack
+from conveyor.stacks.order_fulfillment import OrderFulfillmentStack
 from conveyor.stacks.order_pipeline import OrderPipelineStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
 from conveyor.stacks.telemetry import TelemetryStack
@@ -70,6 +71,12 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             description="Conveyor FIFO order pipeline: API Gateway -> SQS FIFO -> Lambda -> DDB",
             api_authorization=settings.api_authorization,
             api_waf=settings.api_waf,
+            **common,
+        ),
+        OrderFulfillmentStack(
+            app,
+            stack_name(settings, "OrderFulfillment"),
+            description="Conveyor order fulfilment saga: EventBridge -> Step Functions -> Lambda",
             **common,
         ),
         TelemetryStack(

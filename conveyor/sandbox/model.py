@@ -74,6 +74,8 @@ class Route:
     # kind "firehose" (a delivery stream reading queue_arn, a Kinesis stream; no function):
     # its destination settings (bucket, prefixes, compression, buffering, KMS key).
     options: dict[str, Any] = field(default_factory=dict)
+    # ``"stepfunctions"``: the state machine an EventBridge rule starts (no function then).
+    state_machine_arn: str = ""
 
 
 @dataclass

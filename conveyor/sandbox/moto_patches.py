@@ -1,6 +1,9 @@
 """Every patch of moto internals the sandbox applies, in one place (each opt-in, each undoable).
 
 - :func:`speed_up_moto_sqs`: ReceiveMessage linear again (moto's retention check is O(N²)).
+- :func:`route_lambda_invocations`: moto's Lambda ``Invoke`` (what its Step Functions
+  interpreter calls for ``lambda:invoke`` tasks) runs the sandbox's in-process handlers.
+- :func:`scale_step_functions_retries`: the interpreter's Retry waits, scaled down.
 
 Workarounds that only reshape what moto returns (no patch of its code) live where they are
 used: the ``account`` of moto's EventBridge events (:func:`conveyor.sandbox.lambda_events.
@@ -13,7 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["speed_up_moto_sqs"]
+__all__ = [
+    "LambdaInvoker",
+    "route_lambda_invocations",
+    "scale_step_functions_retries",
+    "speed_up_moto_sqs",
+]
+
+# (function name or ARN, request payload) -> (response payload, FunctionError or None), or
+# None when the function is not one the sandbox runs (moto handles it then).
+LambdaInvoker = Callable[[str, bytes], "tuple[bytes, str | None] | None"]
 
 
 def speed_up_moto_sqs() -> Callable[[], None]:
@@ -50,5 +62,90 @@ def speed_up_moto_sqs() -> Callable[[], None]:
 
     def undo() -> None:
         setattr(backend, "is_message_valid_based_on_retention_period", original)  # noqa: B010
+
+    return undo
+
+
+def route_lambda_invocations(invoker: LambdaInvoker) -> Callable[[], None]:
+    """Send moto's Lambda ``Invoke`` to ``invoker`` first; return a function that undoes it.
+
+    moto runs Lambda code only in Docker (or echoes the payload). Its Step Functions
+    interpreter invokes ``lambda:invoke`` tasks through moto's Lambda API, so this is where
+    they reach the sandbox's handlers. A function error is answered as Lambda does: the error
+    payload (``errorType``, ``errorMessage``, ``stackTrace``) with ``X-Amz-Function-Error:
+    Unhandled``, which the interpreter turns into the error name ``ErrorEquals`` matches. The
+    last installed invoker wins (one runtime at a time); undo restores the previous one.
+    """
+    from moto.awslambda import models
+
+    backend = models.LambdaBackend
+    original = backend.invoke
+    previous = getattr(original, "_conveyor_invoker", None)
+    unpatched = getattr(original, "_conveyor_original", original)
+
+    def invoke(
+        self: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> Any:
+        raw = body if isinstance(body, bytes) else str(body or "").encode()
+        answer = invoker(function_name, raw)
+        if answer is None:
+            return unpatched(self, function_name, qualifier, body, headers, response_headers)
+        payload, function_error = answer
+        if function_error:
+            response_headers["x-amz-function-error"] = function_error
+        response_headers["Content-Length"] = str(len(payload))
+        return payload
+
+    invoke._conveyor_invoker = invoker  # type: ignore[attr-defined]
+    invoke._conveyor_original = unpatched  # type: ignore[attr-defined]
+    setattr(backend, "invoke", invoke)  # noqa: B010 - replacing a method of moto's class
+
+    def undo() -> None:
+        if getattr(backend.invoke, "_conveyor_invoker", None) is invoker:
+            if previous is not None:
+                route_lambda_invocations(previous)
+            else:
+                setattr(backend, "invoke", unpatched)  # noqa: B010
+
+    return undo
+
+
+def scale_step_functions_retries(factor: float) -> Callable[[], None]:
+    """Scale the waits of moto's Step Functions Retry by ``factor`` (e.g. 0.01: a 1 s
+    interval waits 10 ms); return a function that undoes it.
+
+    The interpreter sleeps the real interval (``IntervalSeconds`` × ``BackoffRate``ⁿ, bounded
+    by ``MaxDelaySeconds``, jittered): a demo of a retried step would take seconds to minutes.
+    The retry decisions (which error, how many attempts) are unchanged; only the sleep is
+    shorter. Process-wide (moto in-process and a ``ThreadedMotoServer`` of this process).
+    """
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    module: Any = retrier_decl
+    module_time = module.time
+    original_sleep = getattr(module_time, "_conveyor_sleep", module_time.sleep)
+
+    class _ScaledTime:
+        """``time`` for the retrier module only, with a scaled ``sleep``."""
+
+        _conveyor_sleep = original_sleep
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(__import__("time"), name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            original_sleep(max(0.0, float(seconds)) * factor)
+
+    previous = module.time
+    module.time = _ScaledTime()
+
+    def undo() -> None:
+        module.time = previous
 
     return undo

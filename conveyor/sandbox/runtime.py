@@ -19,7 +19,9 @@ Every step is reported as a :class:`TraceEvent` to ``on_event``.
 from __future__ import annotations
 
 import contextlib
+import json
 import sys
+import threading
 import time
 import types
 import uuid
@@ -33,7 +35,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from conveyor.sandbox.execution import FAKE_CREDENTIALS, ExecutionEnvironment, Host, LambdaContext
 from conveyor.sandbox.execution.isolation import FINDER
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
-from conveyor.sandbox.moto_patches import speed_up_moto_sqs
+from conveyor.sandbox.moto_patches import (
+    route_lambda_invocations,
+    scale_step_functions_retries,
+    speed_up_moto_sqs,
+)
 from conveyor.sandbox.sources import EVENT_SOURCES, Delivery, EventSource, EventSourceFactory
 from conveyor.sandbox.sources.async_invoke import DEFAULT_MAX_RETRY_ATTEMPTS
 from conveyor.sandbox.traces import (
@@ -58,7 +64,10 @@ __all__ = [
     "speed_up_moto_sqs",
 ]
 
-_BATCHES_PER_ROUTE_ROUND = 10  # fairness between routes within one pump round
+_BATCHES_PER_ROUTE_ROUND = 10
+# Step Functions Retry waits in the sandbox: 1/100 of the real interval (said in the README
+# and the demo output).
+STEP_FUNCTIONS_RETRY_SCALE = 0.01  # fairness between routes within one pump round
 
 
 class Runtime:
@@ -78,7 +87,13 @@ class Runtime:
         (default :data:`~conveyor.sandbox.sources.EVENT_SOURCES`); see
         :class:`~conveyor.sandbox.sources.EventSource`.
 
-    Not thread-safe: one pump or invoke at a time.
+    :param retry_scale: Step Functions Retry waits are multiplied by this (default 0.01: a
+        1 s interval waits 10 ms; None: real waits). Retry decisions are unchanged.
+
+    moto's Lambda ``Invoke`` (used by its Step Functions interpreter for ``lambda:invoke``
+    tasks) runs these functions in-process while the runtime is open.
+    Not thread-safe: one pump or invoke at a time (invocations from moto's interpreter
+    threads take the runtime's lock).
     """
 
     def __init__(
@@ -91,6 +106,7 @@ class Runtime:
         clock: Callable[[], float] = time.monotonic,
         fail_unflagged_batch_failures: bool = True,
         event_sources: Sequence[EventSourceFactory] = EVENT_SOURCES,
+        retry_scale: float | None = STEP_FUNCTIONS_RETRY_SCALE,
     ) -> None:
         self.deployment = deployment
         self._region = deployment.region
@@ -122,6 +138,13 @@ class Runtime:
         self._sources: dict[str, EventSource] = {source.kind: source for source in sources}
         if FINDER not in sys.meta_path:
             sys.meta_path.insert(0, FINDER)
+        # One invocation at a time: moto's Step Functions interpreter invokes from its own
+        # threads (Parallel branches, Map iterations) while the runtime may be pumping.
+        self._lock = threading.RLock()
+        self._undo_patches = [route_lambda_invocations(self._invoke_for_moto)]
+        if retry_scale is not None:
+            self._undo_patches.append(scale_step_functions_retries(retry_scale))
+        self.retry_scale = retry_scale
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -131,7 +154,8 @@ class Runtime:
         A function error does not raise: see ``result.error``.
         """
         target = self._find(function, stack)
-        return self._delivery.invoke(target, event, request_id=str(uuid.uuid4()), attempt=1)
+        with self._lock:
+            return self._delivery.invoke(target, event, request_id=str(uuid.uuid4()), attempt=1)
 
     def pump(self, *, until_idle: bool = True, max_rounds: int = 1000) -> PumpReport:
         """Deliver the pending messages of every route (each by the source of its kind).
@@ -142,6 +166,10 @@ class Runtime:
         policy would loop); False: one round. Failed records are made visible again when the
         pump returns.
         """
+        with self._lock:
+            return self._pump(until_idle=until_idle, max_rounds=max_rounds)
+
+    def _pump(self, *, until_idle: bool, max_rounds: int) -> PumpReport:
         report = PumpReport()
         self._delivery.report = report
         started = time.perf_counter()
@@ -181,9 +209,31 @@ class Runtime:
         return self._find(function, stack).module
 
     def close(self) -> None:
-        """Drop every function's private modules."""
+        """Drop every function's private modules; moto's Lambda is moto's again."""
         for target in self._functions.values():
             target.discard()
+        while self._undo_patches:
+            self._undo_patches.pop()()
+
+    def _invoke_for_moto(self, function: str, body: bytes) -> tuple[bytes, str | None] | None:
+        """moto's Lambda ``Invoke`` of ``function`` (name, ARN, or ARN with a qualifier):
+        run it here and answer as Lambda does; None for a function this runtime does not run."""
+        name = function.split(":function:", 1)[-1].split(":", 1)[0]
+        candidates = [f for f in self._functions.values() if name == f.spec.name]
+        if len(candidates) != 1:
+            return None
+        try:
+            event = json.loads(body.decode() or "{}")
+        except ValueError:
+            error = InvocationError("Runtime.UnmarshalError", "the payload is not JSON")
+            return json.dumps(error.payload(str(uuid.uuid4()))).encode(), "Unhandled"
+        with self._lock:
+            result = self._delivery.invoke(
+                candidates[0], event, request_id=str(uuid.uuid4()), attempt=1
+            )
+        if result.error is not None:
+            return json.dumps(result.error.payload(result.request_id)).encode(), "Unhandled"
+        return json.dumps(result.response).encode(), None
 
     def __enter__(self) -> Runtime:
         return self
@@ -212,7 +262,8 @@ class Runtime:
         target = self._functions.get((stack.name, route.function_logical_id))
         source = self._sources.get(route.kind)
         delivery = self._delivery
-        if source is None or (target is None and getattr(source, "needs_function", True)):
+        needs_function = getattr(source, "needs_function", True)
+        if (target is None and needs_function) or source is None:
             key, problem = (
                 ("missing", f"route target {route.function_logical_id} is not a deployed function")
                 if target is None
@@ -224,7 +275,6 @@ class Runtime:
         moved = 0
         try:
             for _ in range(_BATCHES_PER_ROUTE_ROUND):
-                # A source without a function (Firehose) declares needs_function = False.
                 count = source.pump(stack, route, cast(ExecutionEnvironment, target))
                 if count == 0:
                     break

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from conveyor.lambdas.fulfillment.fulfillment import contract as fulfillment
 from conveyor.lambdas.order_events.order_events import contract as order_events
 from conveyor.lambdas.payments.payments import contract as payments
 from conveyor.lambdas.telemetry.telemetry import contract as telemetry
@@ -329,6 +330,41 @@ class OrderPipeline(Scenario):
         self.client("sqs").send_message(**json.loads(rendered))
 
 
+class OrderFulfillment(Scenario):
+    topology = "OrderFulfillment"
+    description = (
+        "five OrderPlaced events through the saga: fulfilled, declined, out of stock after "
+        "payment (release + refund), a transient error retried, a refund that fails (operators); "
+        "Step Functions Retry waits scaled to 1/100 in the sandbox"
+    )
+    # Step Functions Retry waits are scaled down in the sandbox (Runtime.retry_scale).
+    WAIT_S = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trace_lines: list[str] = []
+
+    def run(self) -> list[Check]:
+        from conveyor.sandbox.sagas import OrderSagaDemo
+
+        demo = OrderSagaDemo(self.client, self.output, self.runtime, wait_s=self.WAIT_S)
+        checks = demo.run()
+        self.trace_lines = demo.trace_lines
+        return [check(c.name, c.expected, c.observed) for c in checks]
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.client("events").put_events(
+            Entries=[
+                {
+                    "EventBusName": self.output("EventBusName"),
+                    "Source": fulfillment.SOURCE,
+                    "DetailType": fulfillment.ORDER_PLACED,
+                    "Detail": json.dumps(event.get("detail", event)),
+                }
+            ]
+        )
+
+
 # What ``conveyor trace <Topology> --event FILE`` expects in FILE, per topology.
 class Telemetry(Scenario):
     topology = "Telemetry"
@@ -435,6 +471,8 @@ EVENT_SHAPES = {
     "OrderEvents": '{"message": {...}, "attributes": {"eventType": "OrderPlaced"}}',
     "PaymentsRouting": '{"source": "app.paiement", "detail-type": "facture", "detail": {...}}',
     "OrderPipeline": '{"body": {"orderId": ..., "event": "created", ...}, "headers": {}}',
+    "OrderFulfillment": '{"detail": {"orderId": ..., "customerId": ..., "amount": 42, '
+    '"currency": "EUR", "paymentToken": "tok_ok", "lines": [{"sku": "SKU-A", "quantity": 1}]}}',
     "Telemetry": '{"deviceId": "d-1", "value": 21.5, "readAt": "2026-12-02T10:00:00Z"}',
 }
 
@@ -462,6 +500,7 @@ SCENARIOS: tuple[type[Scenario], ...] = (
     OrderEvents,
     PaymentsRouting,
     OrderPipeline,
+    OrderFulfillment,
     Telemetry,
 )
 
@@ -485,6 +524,8 @@ def run_all(
             checks = scenario.run()
         except Exception as exc:  # a missing output or resource fails the scenario, loudly
             checks = [check("scenario ran to the end", "no error", f"{type(exc).__name__}: {exc}")]
+        for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
+            print_fn(f"   {line}")
         for item in checks:
             mark = "✓" if item.ok else "✗"
             detail = "" if item.ok else f" (expected {item.expected}, observed {item.observed})"

@@ -19,6 +19,7 @@ TRACE_KINDS = (
     "on-failure",  # an async event sent to the function's on-failure destination
     "drop",  # an async event discarded after its retries (no on-failure destination)
     "deliver",  # a Firehose buffer written to its destination as one object
+    "execution",  # a Step Functions execution started by an event (details["execution"])
     "warning",  # a configuration or handler problem worth seeing (details["problem"])
 )
 

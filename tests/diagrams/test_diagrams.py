@@ -23,7 +23,14 @@ from conveyor.diagrams import (
 )
 from conveyor.templates import StackTemplate, load_stacks, references
 
-TOPOLOGIES = ["ImagePipeline", "OrderEvents", "PaymentsRouting", "OrderPipeline", "Telemetry"]
+TOPOLOGIES = [
+    "ImagePipeline",
+    "OrderEvents",
+    "PaymentsRouting",
+    "OrderPipeline",
+    "OrderFulfillment",
+    "Telemetry",
+]
 
 
 @pytest.fixture(scope="module")

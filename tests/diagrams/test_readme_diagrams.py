@@ -43,6 +43,7 @@ def test_every_topology_section_has_a_generated_diagram():
         "PaymentsRouting",
         "OrderPipeline",
         "Telemetry",
+        "OrderFulfillment",
     ):
         assert f"Conveyor-sandbox-{topology}" in names, f"no generated diagram for {topology}"
 

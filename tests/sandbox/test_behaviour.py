@@ -17,20 +17,13 @@ from conveyor.sandbox.model import REGION, Deployment
 from conveyor.sandbox.runtime import Runtime
 from conveyor.sandbox.scenarios import SCENARIOS, stack_for
 from conveyor.sandbox.vtl import render, resolve_join
-
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
+from tests.support.aws import fake_aws_env
 
 
 @pytest.fixture
 def sandbox(synthesized, monkeypatch) -> Iterator[Any]:
     """``sandbox("OrderPipeline")`` → (deployment, runtime, session) for that stack only."""
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_env(monkeypatch)
     runtimes: list[Runtime] = []
     with moto.mock_aws():
 

@@ -8,18 +8,12 @@ from pathlib import Path
 import pytest
 
 from conveyor import cli
-
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
+from tests.support.aws import fake_aws_env
 
 
 @pytest.fixture
 def assembly(synthesized, monkeypatch, tmp_path) -> str:
-    for name, value in CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_env(monkeypatch)
     monkeypatch.chdir(tmp_path)  # the state file lives in ./.conveyor
     return str(Path(synthesized["outdir"]))
 
@@ -48,7 +42,7 @@ def test_sandbox_up_once_serves_on_loopback_deploys_and_runs_every_demo(assembly
     assert cli.main(["sandbox", "up", "--once", "--port", str(port), "--assembly", assembly]) == 0
     out = capsys.readouterr().out
     assert f"into http://localhost:{port}" in out
-    assert "Scenarios: 20 passed, 0 failed" in out
+    assert "Scenarios: 44 passed, 0 failed" in out
     assert not Path(".conveyor/sandbox.json").exists()
 
 

@@ -24,13 +24,8 @@ from conveyor.sandbox.deployer import (
 )
 from conveyor.sandbox.intrinsics import IntrinsicError
 from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedStack, Deployment
+from tests.support.aws import fake_aws_env
 
-FAKE_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-}
 ENV = "test"  # tests/conftest.py's sandbox_settings
 
 
@@ -83,8 +78,7 @@ def assembly_dir(synthesized: dict[str, Any]) -> Path:
 @pytest.fixture(scope="class")
 def deployment(assembly_dir: Path) -> Iterator[Deployment]:
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in FAKE_CREDENTIALS.items():
-            patch.setenv(name, value)
+        fake_aws_env(patch)
         with moto.mock_aws():
             started = time.perf_counter()
             deployment = deploy(assembly_dir)
@@ -109,6 +103,7 @@ class TestDeployedApp:
                 "PaymentsRouting",
                 "OrderPipeline",
                 "Telemetry",
+                "OrderFulfillment",
             )
         }
         assert deployment.account_id == ACCOUNT_ID
@@ -330,7 +325,7 @@ class TestDeployedApp:
                     assert "Ref" not in value
                     assert "Fn::" not in value
                 count += 1
-        assert count == 14  # 16 functions minus 2 custom resource providers
+        assert count == 22  # 24 functions minus 2 custom resource providers
 
         images = deployment.stacks[stack_name("ImagePipeline")]
         resize = images.functions[find(images, "AWS::Lambda::Function", "ResizeFunction")]
@@ -437,8 +432,7 @@ class TestDeployedApp:
 def test_deploy_one_stack_to_a_moto_server(
     assembly_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_env(monkeypatch)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -503,8 +497,7 @@ def write_assembly(
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in FAKE_CREDENTIALS.items():
-        monkeypatch.setenv(name, value)
+    fake_aws_env(monkeypatch)
     with moto.mock_aws():
         yield
 

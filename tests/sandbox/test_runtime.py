@@ -35,6 +35,7 @@ from conveyor.sandbox.model import (
 from conveyor.sandbox.moto_patches import speed_up_moto_sqs
 from conveyor.sandbox.runtime import Runtime, TraceEvent
 from conveyor.sandbox.sources import EVENT_SOURCES, Delivery
+from tests.support.aws import FAKE_CREDENTIALS, fake_aws_env
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "Sandbox"
@@ -241,20 +242,16 @@ def probe(tmp_path: Path) -> Probe:
 def boto_session() -> boto3.session.Session:
     """One session for the module: botocore parses each service model once."""
     return boto3.session.Session(
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        aws_session_token="testing",
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
         region_name=REGION,
     )
 
 
 @pytest.fixture
 def fake_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    fake_aws_env(monkeypatch, REGION)
 
 
 @pytest.fixture

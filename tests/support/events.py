@@ -1,15 +1,19 @@
 """Generic Lambda event shapes: SQS, SNS, EventBridge, S3 notifications.
 
-Small functions, one per shape, so that they can later delegate to the sandbox's own event
-shapes module.
+Small functions with test-friendly arguments. The SQS, SNS and EventBridge shapes are built by
+the sandbox's own module (``conveyor.sandbox.lambda_events``), so a handler test gets exactly
+the event the sandbox delivers; S3 notification records are built here (moto builds them in
+the sandbox).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 from urllib.parse import quote_plus
 
+from conveyor.sandbox import lambda_events
 from tests.support.aws import ACCOUNT, REGION
 
 EPOCH_MS = "1767268800000"  # 2026-01-01T12:00:00Z
@@ -24,7 +28,8 @@ def sqs_record(
     message_attributes: dict[str, dict[str, Any]] | None = None,
     group_id: str | None = None,
 ) -> dict[str, Any]:
-    """One record of an SQS event (a non-string body is JSON-encoded); ``group_id``: FIFO."""
+    """One record of an SQS event (a non-string body is JSON-encoded); ``group_id``: FIFO.
+    ``message_attributes`` are in the event's shape (see :func:`sqs_string_attribute`)."""
     system = {
         "ApproximateReceiveCount": "1",
         "SentTimestamp": EPOCH_MS,
@@ -34,31 +39,37 @@ def sqs_record(
     }
     if group_id is not None:
         system.update(MessageGroupId=group_id, MessageDeduplicationId=message_id)
-    return {
-        "messageId": message_id,
-        "receiptHandle": f"handle-{message_id}",
-        "body": body if isinstance(body, str) else json.dumps(body),
-        "attributes": system,
-        "messageAttributes": message_attributes or {},
-        "md5OfBody": "",
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}",
-        "awsRegion": REGION,
+    received = {  # what boto3's ReceiveMessage returns for it
+        "MessageId": message_id,
+        "ReceiptHandle": f"handle-{message_id}",
+        "Body": body if isinstance(body, str) else json.dumps(body),
+        "Attributes": system,
+        "MessageAttributes": {
+            name: _received_attribute(value) for name, value in (message_attributes or {}).items()
+        },
     }
+    return lambda_events.sqs_record(
+        received, queue_arn=f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}", region=REGION
+    )
+
+
+def _received_attribute(attribute: dict[str, Any]) -> dict[str, Any]:
+    """A message attribute in the event's shape -> as boto3's ReceiveMessage returns it."""
+    received: dict[str, Any] = {"DataType": attribute.get("dataType", "String")}
+    if "stringValue" in attribute:
+        received["StringValue"] = attribute["stringValue"]
+    if "binaryValue" in attribute:
+        received["BinaryValue"] = base64.b64decode(attribute["binaryValue"])
+    return received
 
 
 def sqs_event(*records: dict[str, Any]) -> dict[str, Any]:
-    return {"Records": list(records)}
+    return lambda_events.sqs_event(records)
 
 
 def sqs_string_attribute(value: str, data_type: str = "String") -> dict[str, Any]:
     """A message attribute as SQS hands it to Lambda."""
-    return {
-        "stringValue": value,
-        "stringListValues": [],
-        "binaryListValues": [],
-        "dataType": data_type,
-    }
+    return lambda_events.sqs_message_attribute({"DataType": data_type, "StringValue": value})
 
 
 def sns_envelope(
@@ -86,13 +97,12 @@ def sns_event(*envelopes: dict[str, Any]) -> dict[str, Any]:
     """An SNS -> Lambda event, one record per envelope."""
     return {
         "Records": [
-            {
-                "EventSource": "aws:sns",
-                "EventVersion": "1.0",
-                "EventSubscriptionArn": f"{envelope['TopicArn']}:subscription",
-                "Sns": envelope,
-            }
+            record
             for envelope in envelopes
+            for record in lambda_events.sns_event(
+                lambda_events.sns_notification(envelope),
+                subscription_arn=f"{envelope['TopicArn']}:subscription",
+            )["Records"]
         ]
     }
 
@@ -105,18 +115,18 @@ def eventbridge_event(
     event_id: str = "evt-1",
     bus: str = "default",
 ) -> dict[str, Any]:
-    return {
+    event = {
         "version": "0",
         "id": event_id,
         "detail-type": detail_type,
         "source": source,
-        "account": ACCOUNT,
         "time": "2026-01-01T12:00:00Z",
         "region": REGION,
         "resources": [],
         "detail": detail,
         "event-bus-name": bus,
     }
+    return dict(lambda_events.eventbridge_event(event, account_id=ACCOUNT))
 
 
 def s3_event_record(

@@ -23,6 +23,7 @@ from conveyor.sandbox.providers import (
     sns,
     sqs,
     ssm,
+    stepfunctions,
     wafv2,
 )
 from conveyor.sandbox.providers.base import DEFAULT_NAME_LIMIT, ResourceProvider, Skipped
@@ -102,5 +103,6 @@ REGISTRY = ProviderRegistry(
         *cdk.PROVIDERS,
         *kinesis.PROVIDERS,
         *firehose.PROVIDERS,
+        *stepfunctions.PROVIDERS,
     ]
 )

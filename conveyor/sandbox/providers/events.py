@@ -1,5 +1,6 @@
 """Amazon EventBridge: buses, rules and archives. A rule target that is a function becomes an
-internal queue added as a target of the rule, ``Route(kind="events")``; SNS and API destination
+internal queue added as a target of the rule, ``Route(kind="events")``, and so does a state
+machine (``Route(kind="stepfunctions")``); SNS and API destination
 targets are recorded as skipped; connections, API destinations, bus policies and schema
 discoverers are skipped."""
 
@@ -9,10 +10,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from conveyor.sandbox.intrinsics import PARTITION
-from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource
+from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource, Route
 from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, Skipped
 from conveyor.sandbox.providers.common import POLICY_REASON
-from conveyor.sandbox.providers.sqs import route_through_internal_queue
+from conveyor.sandbox.providers.sqs import (
+    create_internal_queue,
+    internal_queue_name,
+    route_through_internal_queue,
+)
 from conveyor.sandbox.providers.values import (
     add_tag_list,
     arn_resource,
@@ -91,6 +96,28 @@ def _function_target(ctx: ProviderContext, target: dict[str, Any], arn: str) -> 
     return target
 
 
+def _state_machine_target(ctx: ProviderContext, target: dict[str, Any], arn: str) -> dict[str, Any]:
+    """An internal queue in place of the state machine; the runtime starts the executions
+    (moto's EventBridge does not start them)."""
+    target_id = str(target.get("Id", ""))
+    name = internal_queue_name(ctx.stack_name, ctx.logical_id, target_id)
+    url, queue_arn = create_internal_queue(ctx, name, fifo=False)
+    ctx.stack.routes.append(
+        Route(
+            kind="stepfunctions",
+            source=ctx.logical_id,
+            queue_url=url,
+            queue_arn=queue_arn,
+            function_logical_id="",
+            batch_size=1,
+            state_machine_arn=arn,
+        )
+    )
+    target = {k: v for k, v in target.items() if k not in ("RoleArn",)}
+    target["Arn"] = queue_arn
+    return target
+
+
 def _rule_target(ctx: ProviderContext, target: dict[str, Any]) -> dict[str, Any] | None:
     """The target to put on the rule (possibly an internal queue), or None when skipped."""
     arn = str(target.get("Arn", ""))
@@ -111,6 +138,8 @@ def _rule_target(ctx: ProviderContext, target: dict[str, Any]) -> dict[str, Any]
         return None
     if service == "lambda":
         return _function_target(ctx, target, arn)
+    if service == "states" and resource.startswith("stateMachine:"):
+        return _state_machine_target(ctx, target, arn)
     if service == "sqs" or (service == "events" and resource.startswith("event-bus/")):
         return target
     if service == "logs" and resource.startswith("log-group:"):

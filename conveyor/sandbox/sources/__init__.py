@@ -16,6 +16,7 @@ from conveyor.sandbox.sources.firehose import FirehoseDelivery
 from conveyor.sandbox.sources.kinesis import KinesisShardPoller
 from conveyor.sandbox.sources.sns import SnsSubscriptionSource
 from conveyor.sandbox.sources.sqs import SqsPoller
+from conveyor.sandbox.sources.stepfunctions import StepFunctionsTargetSource
 
 __all__ = ["EVENT_SOURCES", "Delivery", "EventSource", "EventSourceFactory"]
 
@@ -26,4 +27,5 @@ EVENT_SOURCES: tuple[EventSourceFactory, ...] = (
     EventBridgeTargetSource,
     KinesisShardPoller,
     FirehoseDelivery,
+    StepFunctionsTargetSource,
 )
