@@ -1,8 +1,10 @@
-"""Reading message bodies: JSON objects, and short renderings of offending values."""
+"""Reading message bodies: JSON objects, short renderings of offending values, and the order
+line the course's order events share."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -41,3 +43,13 @@ def shown(value: object, limit: int = 80) -> str:
         return "nothing (missing or null)"
     text = str(value) if isinstance(value, Decimal) else repr(value)
     return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+@dataclass(frozen=True)
+class LineItem:
+    """One line of an order event's items (``sku``, ``quantity``, ``unitPrice``): the shape
+    the course's order events share (OrderPlaced, the order pipeline's ``created``)."""
+
+    sku: str
+    quantity: int
+    unit_price: Decimal

@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from handler_kit import messages
+from handler_kit.messages import LineItem
 from handler_kit.messages import shown as _shown
 
 ORDER_PLACED = "OrderPlaced"
@@ -69,13 +70,8 @@ class Message:
     sns_message_id: str | None = None
 
 
-@dataclass(frozen=True)
-class OrderItem:
-    """One entry of an OrderPlaced event's ``order.items``."""
-
-    sku: str
-    quantity: int
-    unit_price: Decimal
+# One entry of the event's items: the kit's shared order line.
+OrderItem = LineItem
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from handler_kit import messages
+from handler_kit.messages import LineItem
 from handler_kit.messages import shown as _shown
 
 from .contract import CREATED, EVENTS, PAID, SHIPPED
@@ -56,13 +57,8 @@ class MalformedMessage(PermanentError):
     metric = "MalformedMessages"
 
 
-@dataclass(frozen=True)
-class OrderItem:
-    """One entry of a created event's ``items`` (stored on the order item)."""
-
-    sku: str
-    quantity: int
-    unit_price: Decimal
+# One entry of the event's items: the kit's shared order line.
+OrderItem = LineItem
 
 
 @dataclass(frozen=True)
