@@ -13,6 +13,7 @@ the DLQ moves of moto's redrive policy (:mod:`conveyor.sandbox.sources.queues`).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "LambdaInvoker",
     "route_lambda_invocations",
     "scale_step_functions_retries",
+    "serialize_lambda_tasks",
     "speed_up_moto_sqs",
 ]
 
@@ -111,6 +113,38 @@ def route_lambda_invocations(invoker: LambdaInvoker) -> Callable[[], None]:
                 route_lambda_invocations(previous)
             else:
                 setattr(backend, "invoke", unpatched)  # noqa: B010
+
+    return undo
+
+
+def serialize_lambda_tasks() -> Callable[[], None]:
+    """Run the Lambda tasks of moto's Step Functions interpreter one at a time; return a
+    function that undoes it.
+
+    Parallel branches and Map iterations run in the interpreter's own threads. A handler runs
+    with process-wide state swapped in (``os.environ``, the default boto3 session, loggers):
+    another branch building and signing its Lambda call meanwhile could read that half-swapped
+    state (seen as a bare ``Exception`` task failure under load). One task lock, taken around
+    the whole task call, closes the window. It is not the runtime's invocation lock: with a
+    moto server the task's Lambda call is served by another thread, which takes that one.
+    """
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+        lambda_eval_utils,
+    )
+
+    module: Any = lambda_eval_utils
+    original = module.execute_lambda_function_integration
+    lock = threading.Lock()
+
+    def execute(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return original(*args, **kwargs)
+
+    module.execute_lambda_function_integration = execute
+
+    def undo() -> None:
+        if module.execute_lambda_function_integration is execute:
+            module.execute_lambda_function_integration = original
 
     return undo
 

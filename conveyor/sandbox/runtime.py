@@ -38,6 +38,7 @@ from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.moto_patches import (
     route_lambda_invocations,
     scale_step_functions_retries,
+    serialize_lambda_tasks,
     speed_up_moto_sqs,
 )
 from conveyor.sandbox.sources import EVENT_SOURCES, Delivery, EventSource, EventSourceFactory
@@ -141,7 +142,10 @@ class Runtime:
         # One invocation at a time: moto's Step Functions interpreter invokes from its own
         # threads (Parallel branches, Map iterations) while the runtime may be pumping.
         self._lock = threading.RLock()
-        self._undo_patches = [route_lambda_invocations(self._invoke_for_moto)]
+        self._undo_patches = [
+            route_lambda_invocations(self._invoke_for_moto),
+            serialize_lambda_tasks(),
+        ]
         if retry_scale is not None:
             self._undo_patches.append(scale_step_functions_retries(retry_scale))
         self.retry_scale = retry_scale
