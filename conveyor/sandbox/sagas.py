@@ -80,25 +80,64 @@ def order(
     }
 
 
-def describe_history(execution: Execution) -> list[str]:
-    """The execution history, state by state: entered states, task failures (error names:
-    what Retry/Catch matched), retries, the compensation path, the end."""
+def describe_history(execution: Execution, *, width: int = 110) -> list[str]:
+    """The execution history as text, state by state.
+
+    ``→ State  in {…}`` when a state is entered (its input, left out when it is the output of
+    the state that exited last); ``← State  out +key={…}`` when it exits (the keys its
+    ``ResultPath`` added or changed, or its whole output when it replaced the input); one ``✗``
+    line per failed task attempt (the error name: what Retry/Catch matched); one ``↻`` line per
+    retry (attempt number and the error that caused it); Map iterations by index; compensation
+    states marked; then the end. Texts longer than ``width`` characters are cut with ``…``.
+    """
+    by_id = {int(e["id"]): e for e in execution.history if "id" in e}
+    attempts: dict[int, int] = {}  # entered-event id -> task attempts scheduled so far
+    last_error: dict[int, str] = {}  # entered-event id -> the error of its last failed attempt
+    inputs: dict[str, Any] = {}
+    previous_output: Any = _MISSING  # a state's input is shown unless it is the last output
     lines: list[str] = []
-    started: dict[int, float] = {}
+    first: float | None = None
     for event in execution.history:
         kind = str(event["type"])
         stamp: Any = event.get("timestamp")
         ms = stamp.timestamp() * 1000 if hasattr(stamp, "timestamp") else 0.0
-        started.setdefault(0, ms)
-        at = f"{ms - started[0]:8.1f} ms"
+        first = ms if first is None else first
+        at = f"{ms - first:8.1f} ms"
         if "stateEnteredEventDetails" in event:
-            name = event["stateEnteredEventDetails"]["name"]
-            lines.append(f"  {at}  → {name}")
+            details = event["stateEnteredEventDetails"]
+            name = str(details["name"])
+            inputs[name] = _json(details.get("input"))
+            tag = "  (compensation)" if name in _COMPENSATIONS else ""
+            same = bool(lines) and inputs[name] == previous_output
+            text = "" if same else f"  in {_clip(_compact(inputs[name]), width)}"
+            lines.append(f"  {at}  → {name}{tag}{text}")
+        elif "stateExitedEventDetails" in event:
+            details = event["stateExitedEventDetails"]
+            name = str(details["name"])
+            previous_output = _json(details.get("output"))
+            out = _changes(inputs.get(name), previous_output)
+            lines.append(f"  {at}  ← {name}  out {_clip(out, width)}")
+        elif kind in _SCHEDULED:
+            entered = _entered(event, by_id)
+            if entered is None:
+                continue
+            attempts[entered] = attempts.get(entered, 0) + 1
+            if attempts[entered] > 1:
+                state = by_id[entered]["stateEnteredEventDetails"]["name"]
+                cause = last_error.get(entered, "?")
+                lines.append(f"  {at}    ↻ {state}: retry {attempts[entered] - 1} after {cause}")
         elif (details := _failure(event)) is not None:
             cause = str(details.get("cause", ""))
             with contextlib.suppress(ValueError, AttributeError):
                 cause = str(json.loads(cause).get("errorMessage", cause))
-            lines.append(f"  {at}    ✗ {details.get('error')}: {cause[:100]}")
+            entered = _entered(event, by_id)
+            if entered is not None:
+                last_error[entered] = str(details.get("error"))
+            attempt = f" (attempt {attempts.get(entered, 1)})" if entered is not None else ""
+            lines.append(f"  {at}    ✗ {details.get('error')}{attempt}: {_clip(cause, width)}")
+        elif kind == "MapIterationStarted":
+            details = event.get("mapIterationStartedEventDetails", {})
+            lines.append(f"  {at}    ⋯ {details.get('name')}[{details.get('index')}]")
         elif kind == "ExecutionSucceeded":
             lines.append(f"  {at}  ■ SUCCEEDED")
         elif kind in ("ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"):
@@ -107,6 +146,57 @@ def describe_history(execution: Execution) -> list[str]:
                 f"  {at}  ■ {kind.removeprefix('Execution').upper()} {details.get('error', '')}"
             )
     return lines
+
+
+_SCHEDULED = ("LambdaFunctionScheduled", "TaskScheduled", "ActivityScheduled")
+
+
+def _entered(event: dict[str, Any], by_id: dict[int, dict[str, Any]]) -> int | None:
+    """The id of the state-entered event a task event belongs to (``previousEventId`` links an
+    attempt to the state's entry or to the previous attempt's events), also inside Parallel
+    branches and Map iterations where the events of several states interleave."""
+    seen: set[int] = set()
+    current = event
+    while True:
+        previous = int(current.get("previousEventId") or 0)
+        if previous == 0 or previous in seen or previous not in by_id:
+            return None
+        seen.add(previous)
+        current = by_id[previous]
+        if "stateEnteredEventDetails" in current:
+            return previous
+
+
+def _json(text: Any) -> Any:
+    try:
+        return json.loads(text) if isinstance(text, str) else text
+    except ValueError:
+        return text
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _changes(before: Any, after: Any) -> str:
+    """What a state did to its input: the keys added or changed (``+key=…``) and removed
+    (``-key``) when both are objects, else the whole output."""
+    if not (isinstance(before, dict) and isinstance(after, dict)):
+        return _compact(after)
+    if before == after:
+        return "(unchanged)"
+    if not any(after.get(k, _MISSING) == v for k, v in before.items()):
+        return _compact(after)  # the result replaced the input (no ResultPath)
+    changed = [f"+{k}={_compact(v)}" for k, v in after.items() if before.get(k, _MISSING) != v]
+    removed = [f"-{k}" for k in before if k not in after]
+    return " ".join(changed + removed)
+
+
+_MISSING = object()
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class OrderSagaDemo:

@@ -20,6 +20,7 @@ TRACE_KINDS = (
     "drop",  # an async event discarded after its retries (no on-failure destination)
     "deliver",  # a Firehose buffer written to its destination as one object
     "execution",  # a Step Functions execution started by an event (details["execution"])
+    "duplicate",  # a redelivered event whose execution already exists (not started again)
     "warning",  # a configuration or handler problem worth seeing (details["problem"])
 )
 

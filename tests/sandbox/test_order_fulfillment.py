@@ -20,6 +20,7 @@ from conveyor.sandbox.model import REGION
 from conveyor.sandbox.runtime import STEP_FUNCTIONS_RETRY_SCALE, Runtime
 from conveyor.sandbox.sagas import OrderSagaDemo, describe_history, order
 from conveyor.sandbox.scenarios import stack_for
+from conveyor.sandbox.traces import TraceEvent
 
 STACK = "Conveyor-test-OrderFulfillment"
 
@@ -37,13 +38,16 @@ def saga(synthesized, monkeypatch) -> Iterator[OrderSagaDemo]:
         session = boto3.session.Session(region_name=REGION)
         deployment = deploy(Path(synthesized["outdir"]), session=session, stack_names=[STACK])
         stack = stack_for(deployment, "OrderFulfillment")
-        with Runtime(deployment, session=session) as runtime:
+        events: list[TraceEvent] = []
+        with Runtime(deployment, session=session, on_event=events.append) as runtime:
 
             def client(service: str) -> Any:
                 return session.client(service, region_name=REGION)
 
             demo = OrderSagaDemo(client, stack.outputs.__getitem__, runtime, wait_s=30)
             demo.seed_stock()  # SKU-A 10, SKU-B 5, SKU-GONE 0
+            demo.trace_events = events  # type: ignore[attr-defined]
+            demo.stack = stack  # type: ignore[attr-defined]
             yield demo
 
 
@@ -156,14 +160,64 @@ def test_a_duplicate_execution_of_the_same_order_changes_nothing(saga):
     assert item["paymentAttempts"] == {"N": "2"}  # both executions asked; one charge recorded
 
 
+def test_a_redelivered_order_placed_event_starts_no_second_execution_and_is_not_retried(saga):
+    """EventBridge delivers at least once. The sandbox names an execution after its event, so
+    the redelivered copy meets ExecutionAlreadyExists: it is traced as a duplicate and deleted
+    (not left to be retried forever), and the order is charged and reserved once."""
+    run = saga.place(order("o-11", "tok_ok", [("SKU-B", 1)]))
+    route = next(r for r in saga.stack.routes if r.kind == "stepfunctions")
+    sfn, sqs = saga.client("stepfunctions"), saga.client("sqs")
+    event = sfn.describe_execution(executionArn=run.arn)["input"]
+    sqs.send_message(QueueUrl=route.queue_url, MessageBody=event)  # the redelivery
+
+    saga.runtime.pump()
+
+    executions = sfn.list_executions(stateMachineArn=saga.output("StateMachineArn"))["executions"]
+    assert [e["executionArn"] for e in executions] == [run.arn]
+    kinds = [e.kind for e in saga.trace_events if e.route == route.source]
+    assert kinds.count("execution") == 1
+    assert kinds.count("duplicate") == 1
+    queued = sqs.get_queue_attributes(
+        QueueUrl=route.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"]
+    assert queued == "0"
+    assert saga.available("SKU-B") == 4
+    assert saga.order_item("o-11")["paymentAttempts"] == {"N": "1"}
+
+
 def test_the_history_text_shows_retries_and_the_compensation_path(saga):
     run = saga.place(order("o-9", "tok_refund_fails", [("SKU-GONE", 1)]))
     text = "\n".join(describe_history(run))
 
-    assert "✗ OutOfStock" in text
-    assert "→ RefundPayment" in text
+    assert "✗ OutOfStock (attempt 1)" in text
+    assert "→ RefundPayment  (compensation)" in text
     assert "✗ RefundRejected" in text
     assert "■ FAILED CompensationFailed" in text
+
+
+def test_the_history_text_shows_each_state_input_output_and_each_retry_on_its_own_line(saga):
+    run = saga.place(order("o-10", "tok_flaky", [("SKU-B", 1)]))
+    lines = describe_history(run, width=400)
+
+    read = next(line for line in lines if "→ ReadOrder" in line)
+    assert '"detail-type":"OrderPlaced"' in read  # the first state shows the event it got
+    entered = next(line for line in lines if "→ ProcessPayment" in line)
+    assert entered.endswith("→ ProcessPayment")  # its input is ReadOrder's output: not repeated
+    stock = next(line for line in lines if "→ ReserveStock" in line)
+    assert stock.endswith('in {"orderId":"o-10","line":{"sku":"SKU-B","quantity":1}}')
+    failed, retried = (
+        next(line for line in lines if "✗ TransientError" in line),
+        next(line for line in lines if "↻" in line),
+    )
+    assert "(attempt 1)" in failed
+    assert retried.endswith("↻ ProcessPayment: retry 1 after TransientError")
+    assert lines.index(failed) < lines.index(retried)
+    exited = next(line for line in lines if "← ProcessPayment" in line)
+    # ResultPath $.payment: the state adds the payment and keeps the order
+    assert '+payment={"status":"CHARGED","paymentId":"pay-o-10"}' in exited
+    assert "+order" not in exited
+    assert [line.split("⋯ ")[1] for line in lines if "⋯" in line] == ["UpdateInventory[0]"]
+    assert sum("↻" in line for line in lines) == 1  # only the payment was retried
 
 
 def test_retry_waits_are_scaled_down_in_the_sandbox():

@@ -1,9 +1,12 @@
 """EventBridge → Step Functions (``Route(kind="stepfunctions")``): each message of the internal
 queue added as a target of the rule is an event; it starts one execution of the route's state
-machine (input: the event, as EventBridge passes it), named after the event id — the
-``StartExecution`` name makes a redelivered event start no second execution, as with
-EventBridge's own idempotent start. The execution then runs in moto's ASL interpreter (in its
-own thread); its Lambda tasks reach the in-process handlers through the runtime.
+machine (input: the event, as EventBridge passes it). The sandbox names the execution after the
+event id, so that a demo or ``conveyor trace`` can find it; EventBridge on AWS lets Step Functions
+generate the name, so there a redelivered event (at-least-once) starts a second execution, which
+the workflow must make harmless (the saga's conditional writes do, tested). Here a redelivered
+event finds its name taken (``ExecutionAlreadyExists``): it is traced as a ``duplicate`` and
+deleted, never retried forever. The execution then runs in moto's ASL interpreter (in its own
+thread); its Lambda tasks reach the in-process handlers through the runtime.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from typing import Any
 
 import boto3
+from botocore.exceptions import ClientError
 
 from conveyor.sandbox.execution import FAKE_CREDENTIALS
 from conveyor.sandbox.model import DeployedStack, Route
@@ -64,18 +68,18 @@ class StepFunctionsTargetSource:
             except (ValueError, AttributeError):
                 event_id = message["MessageId"]
             self.delivery.trace("receive", stack, route, None, (message["MessageId"],))
-            started = self._stepfunctions().start_execution(
-                stateMachineArn=route.state_machine_arn,
-                name=execution_name(event_id),
-                input=body,
-            )
+            name = execution_name(event_id)
+            try:
+                self._stepfunctions().start_execution(
+                    stateMachineArn=route.state_machine_arn, name=name, input=body
+                )
+                kind = "execution"
+            except ClientError as error:
+                if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
+                    raise
+                kind = "duplicate"  # a redelivered event: its execution was started before
             self.delivery.trace(
-                "execution",
-                stack,
-                route,
-                None,
-                (message["MessageId"],),
-                details={"execution": started["executionArn"].rsplit(":", 1)[-1]},
+                kind, stack, route, None, (message["MessageId"],), details={"execution": name}
             )
             sqs.delete_message(QueueUrl=route.queue_url, ReceiptHandle=message["ReceiptHandle"])
             self.delivery.trace("delete", stack, route, None, (message["MessageId"],))
