@@ -260,11 +260,11 @@ def _wildcard_tokens(text: str) -> tuple[str, ...]:
 
 def _wildcard_regex(text: str) -> re.Pattern[str]:
     parts = []
-    for token in _wildcard_tokens(text):
-        if token == "*":
+    for piece in _wildcard_tokens(text):
+        if piece == "*":
             parts.append(".*")
         else:
-            parts.append(re.escape(token[-1]))
+            parts.append(re.escape(piece[-1]))
     return re.compile("".join(parts), re.DOTALL)
 
 
@@ -476,7 +476,7 @@ def wildcard_complexity(wildcards: tuple[str, ...] | list[str], cap: int = 1000)
     ``*ab``), ``a*bbb`` 4. Computed on the subset automaton of the prefixes, capped at ``cap``.
     """
     token_lists = [_wildcard_tokens(text) for text in wildcards]
-    alphabet = {token[-1] for tokens in token_lists for token in tokens if token != "*"}
+    alphabet = {piece[-1] for tokens in token_lists for piece in tokens if piece != "*"}
     alphabet.add("\x00")  # any other character
 
     def closure(tokens: tuple[str, ...], states: frozenset[int]) -> frozenset[int]:
@@ -633,7 +633,9 @@ class _Checker:
     def leaf(self, values: list[Any] | tuple[Any, ...], path: Path) -> Leaf:
         if not values:
             self.fail(path, "empty arrays are not allowed (they would never match)")
-        matchers = tuple(self.match_value(value, (*path, index)) for index, value in enumerate(values))
+        matchers = tuple(
+            self.match_value(value, (*path, index)) for index, value in enumerate(values)
+        )
         if self.dialect.service == "EventBridge":
             wildcards = [m.text for m in matchers if isinstance(m, Wildcard)]
             for matcher in matchers:

@@ -163,9 +163,7 @@ def _leaf_matches(leaf: Leaf, value: Any, path: str, event: _Event) -> bool:
     return False
 
 
-def _pattern_matches(
-    pattern: Pattern, obj: Mapping[str, Any], path: str, event: _Event
-) -> bool:
+def _pattern_matches(pattern: Pattern, obj: Mapping[str, Any], path: str, event: _Event) -> bool:
     for name, child in pattern.fields:
         value = _get(obj, name)
         here = _join(path, name)

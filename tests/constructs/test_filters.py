@@ -678,9 +678,7 @@ def or_of(branches: int, depth: int) -> dict[str, Any]:
     """``depth`` nested ``$or`` groups of ``branches`` branches each: branches**depth rules."""
     inner: dict[str, Any] = {"leaf": ["x"]}
     for level in range(depth):
-        inner = {
-            "$or": [{f"f{level}_{index}": ["x"], **inner} for index in range(branches)]
-        }
+        inner = {"$or": [{f"f{level}_{index}": ["x"], **inner} for index in range(branches)]}
     return {"source": ["app"], "detail": inner}
 
 
