@@ -107,6 +107,8 @@ def _get(obj: Mapping[str, Any], name: str) -> Any:
     if value is not _MISSING:
         return value
     dot = name.find(".")
+    if dot == -1 and not any("." in key for key in obj):
+        return _MISSING
     while dot != -1:
         head = obj.get(name[:dot], _MISSING)
         if isinstance(head, Mapping):
@@ -118,7 +120,7 @@ def _get(obj: Mapping[str, Any], name: str) -> Any:
     nested = {
         key[len(prefix) :]: child
         for key, child in obj.items()
-        if isinstance(key, str) and key.startswith(prefix)
+        if "." in key and key.startswith(prefix)
     }
     return nested or _MISSING
 
