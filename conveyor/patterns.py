@@ -22,7 +22,9 @@ Semantics (the EventBridge user guide, the SNS developer guide and the aws/event
   (array-consistent matching);
 - numbers compare as numbers (``300`` matches ``3.0e2``), never as strings;
 - ``exists: true``: the field has a leaf value (``[]`` and objects have none);
-  ``exists: false``: no leaf value at that path anywhere in the event;
+  ``exists: false``: it has none, in the object being matched (inside an array of objects,
+  the element: one element without the field is enough, as the rule engine's
+  array-consistent matching does);
 - ``anything-but``: a present value that none of the excluded values/prefixes/suffixes/
   ignore-case values/wildcards accepts; a missing field does not match;
 - EventBridge matches the whole event, envelope included: ``time`` is the ISO-8601 string the
@@ -63,40 +65,6 @@ __all__ = [
 
 _MISSING: Final = object()
 _EMPTY: Final[Mapping[str, Any]] = {}
-
-
-class _Event:
-    """The document being matched, with its set of leaf paths (for ``exists: false``)."""
-
-    __slots__ = ("_paths", "root")
-
-    def __init__(self, root: Any) -> None:
-        self.root = root
-        self._paths: set[str] | None = None
-
-    def has_leaf(self, path: str) -> bool:
-        if self._paths is None:
-            paths: set[str] = set()
-            _collect_leaf_paths(self.root, "", paths)
-            self._paths = paths
-        return path in self._paths
-
-
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
-
-
-def _collect_leaf_paths(value: Any, path: str, into: set[str]) -> None:
-    """Field paths are dot-joined, as the rule engine flattens them: ``{"a.b": 1}`` and
-    ``{"a": {"b": 1}}`` both have the leaf path ``a.b``."""
-    if isinstance(value, Mapping):
-        for key, child in value.items():
-            _collect_leaf_paths(child, _join(path, str(key)), into)
-    elif isinstance(value, list | tuple):
-        for child in value:
-            _collect_leaf_paths(child, path, into)
-    else:
-        into.add(path)
 
 
 def _get(obj: Mapping[str, Any], name: str) -> Any:
@@ -145,7 +113,7 @@ def _objects(value: Any) -> Iterator[Mapping[str, Any]]:
             yield from _objects(item)
 
 
-def _leaf_matches(leaf: Leaf, value: Any, path: str, event: _Event) -> bool:
+def _leaf_matches(leaf: Leaf, value: Any) -> bool:
     values: list[Scalar] | None = None
     for matcher in leaf.matchers:
         if isinstance(matcher, Exists):
@@ -154,8 +122,11 @@ def _leaf_matches(leaf: Leaf, value: Any, path: str, event: _Event) -> bool:
                     values = list(_leaf_values(value))
                 if values:
                     return True
-            elif not event.has_leaf(path):
-                return True
+            else:
+                if values is None:
+                    values = list(_leaf_values(value))
+                if not values:
+                    return True
             continue
         if values is None:
             values = list(_leaf_values(value))
@@ -165,19 +136,18 @@ def _leaf_matches(leaf: Leaf, value: Any, path: str, event: _Event) -> bool:
     return False
 
 
-def _pattern_matches(pattern: Pattern, obj: Mapping[str, Any], path: str, event: _Event) -> bool:
+def _pattern_matches(pattern: Pattern, obj: Mapping[str, Any]) -> bool:
     for name, child in pattern.fields:
         value = _get(obj, name)
-        here = _join(path, name)
         if isinstance(child, Leaf):
-            if not _leaf_matches(child, value, here, event):
+            if not _leaf_matches(child, value):
                 return False
             continue
         candidates = list(_objects(value)) or [_EMPTY]
-        if not any(_pattern_matches(child, candidate, here, event) for candidate in candidates):
+        if not any(_pattern_matches(child, candidate) for candidate in candidates):
             return False
     for group in pattern.alternatives:
-        if not any(_pattern_matches(branch, obj, path, event) for branch in group):
+        if not any(_pattern_matches(branch, obj) for branch in group):
             return False
     return True
 
@@ -188,7 +158,7 @@ def matches_compiled(compiled: CompiledPattern | Pattern, document: Any) -> bool
     root = compiled.root if isinstance(compiled, CompiledPattern) else compiled
     if not isinstance(document, Mapping):
         return False
-    return _pattern_matches(root, document, "", _Event(document))
+    return _pattern_matches(root, document)
 
 
 def _load(document: Mapping[str, Any] | str) -> Any:
