@@ -114,25 +114,13 @@ def _objects(value: Any) -> Iterator[Mapping[str, Any]]:
 
 
 def _leaf_matches(leaf: Leaf, value: Any) -> bool:
-    values: list[Scalar] | None = None
+    values = list(_leaf_values(value))
     for matcher in leaf.matchers:
         if isinstance(matcher, Exists):
-            if matcher.present:
-                if values is None:
-                    values = list(_leaf_values(value))
-                if values:
-                    return True
-            else:
-                if values is None:
-                    values = list(_leaf_values(value))
-                if not values:
-                    return True
-            continue
-        if values is None:
-            values = list(_leaf_values(value))
-        for item in values:
-            if matcher.accepts(item):
+            if matcher.present == bool(values):
                 return True
+        elif any(matcher.accepts(item) for item in values):
+            return True
     return False
 
 
