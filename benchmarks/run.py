@@ -7,6 +7,8 @@
   ``benchmarks/sandbox.py``.
 - Streaming: shard balance of the partition-key strategies and the sandbox's stream
   throughput against the handler called directly, see ``benchmarks/streaming.py``.
+- Filters: Conveyor's EventBridge/SNS matcher against moto's, patterns × events of the
+  conformance suite, see ``benchmarks/filters.py``.
 
 Each figure is the median of several runs; the runs of a measure and of its baseline are
 interleaved so that machine noise hits both alike. Results go to ``benchmarks/results.md``.
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import sandbox, streaming
+from benchmarks import filters, sandbox, streaming
 from conveyor.constructs.assets import stage_handler_asset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,6 +161,7 @@ def main() -> int:
     print("streaming: shard balance and stream throughput ...", flush=True)
     with sandbox._assembly() as assembly:
         sandbox_lines += streaming.section(assembly)
+    sandbox_lines += filters.section()
     node = subprocess.run(
         ["node", "--version"], env=environment(), capture_output=True, text=True, check=False
     ).stdout.strip()

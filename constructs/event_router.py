@@ -4,8 +4,10 @@ Choreography from the course: producers put events on a bus; rules whose pattern
 content-filtering operators (equals, prefix, suffix, anything-but, numeric ranges, exists,
 wildcard, ``$or``…) route them to targets. Correct by default:
 
-- every pattern is validated at synth — a misspelt operator or a top-level typo is an error,
-  not a rule that silently matches everything (or nothing);
+- every pattern is validated at synth — a misspelt operator is an error, not a rule that
+  silently matches everything (or nothing); a top-level field outside the event envelope
+  (EventBridge accepts it, a custom PutEvents event never has it) is a synth warning
+  (``conveyor:pattern-outside-envelope``);
 - every target gets a retry policy (maximum event age, attempts) and the router's standard-SQS
   dead-letter queue, encrypted with a customer-managed key EventBridge may use for this
   router's rules only;
@@ -24,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from aws_cdk import Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import Annotations, Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_eventschemas as eventschemas
@@ -42,6 +44,7 @@ from conveyor.constructs.filters import validate_event_pattern
 from conveyor.constructs.queues import allow_service_to_encrypt, dead_letter_queue, new_key
 from conveyor.constructs.rules import require, seconds
 
+PATTERN_WARNING_ID = "conveyor:pattern-outside-envelope"
 MAX_TARGETS_PER_RULE = 5
 MAX_RETRY_ATTEMPTS = RULE_TARGET_RETRY_ATTEMPTS
 MAX_EVENT_AGE_S = 24 * 3600
@@ -172,7 +175,7 @@ class EventRouter(Construct):
             )
         if archive_pattern is not None:
             require(archive_retention is not None, path, "archive_pattern needs archive_retention")
-            validate_event_pattern(archive_pattern, where=f"{path}/Archive")
+            archive_warnings = validate_event_pattern(archive_pattern, where=f"{path}/Archive")
         if archive_retention is not None:
             days = seconds(archive_retention)
             require(
@@ -225,6 +228,7 @@ class EventRouter(Construct):
             if archive_pattern is not None:
                 cfn_archive = cast(events.CfnArchive, self.archive.node.default_child)
                 cfn_archive.event_pattern = dict(archive_pattern)
+                _warn(self.archive, archive_warnings)
 
         self.discoverer: eventschemas.CfnDiscoverer | None = None
         if schema_discovery:
@@ -257,7 +261,7 @@ class EventRouter(Construct):
             path,
             f"a rule has 1 to {MAX_TARGETS_PER_RULE} targets (got {len(targets)})",
         )
-        validate_event_pattern(pattern, where=path)
+        warnings = validate_event_pattern(pattern, where=path)
         age = max_event_age or self._max_event_age
         attempts = self._retry_attempts if retry_attempts is None else retry_attempts
         _validate_retry(path, age, attempts)
@@ -271,6 +275,7 @@ class EventRouter(Construct):
             event_pattern=events.EventPattern(source=["conveyor.placeholder"]),
         )
         cast(events.CfnRule, rule.node.default_child).event_pattern = dict(pattern)
+        _warn(rule, warnings)
         for index, target in enumerate(targets):
             rule.add_target(self._bind(f"{path}/targets[{index}]", rule_id, target, age, attempts))
         self.rules[rule_id] = rule
@@ -359,3 +364,10 @@ def _validate_retry(path: str, max_event_age: Duration, retry_attempts: int) -> 
         path,
         f"retry_attempts must be between 0 and {MAX_RETRY_ATTEMPTS} (got {retry_attempts})",
     )
+
+
+def _warn(scope: Construct, warnings: Sequence[str]) -> None:
+    """The validator's warnings on a pattern, as synth warnings (``cdk synth`` prints them;
+    ``--strict`` makes them errors; acknowledge one with ``Annotations.acknowledge_warning``)."""
+    for warning in warnings:
+        Annotations.of(scope).add_warning_v2(PATTERN_WARNING_ID, warning)

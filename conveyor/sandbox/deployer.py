@@ -48,6 +48,7 @@ import boto3
 from conveyor.sandbox.assembly import StackArtifact, read_assembly, select_stacks
 from conveyor.sandbox.intrinsics import NO_VALUE, IntrinsicError, Resolver, references
 from conveyor.sandbox.model import DeployedResource, DeployedStack, Deployment
+from conveyor.sandbox.moto_patches import use_conveyor_filters
 from conveyor.sandbox.providers import REGISTRY
 from conveyor.sandbox.providers.base import (
     Clients,
@@ -285,6 +286,7 @@ def deploy(
         (raised before any resource of the selected stacks is created).
     :raises IntrinsicError: an intrinsic that cannot be resolved.
     """
+    use_conveyor_filters()  # rules and subscriptions filter as AWS does (process-wide, kept)
     assembly = read_assembly(assembly_dir)
     artifacts = select_stacks(assembly, stack_names)
     plans = [_plan(artifact) for artifact in artifacts]

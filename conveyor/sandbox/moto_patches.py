@@ -4,6 +4,9 @@
 - :func:`route_lambda_invocations`: moto's Lambda ``Invoke`` (what its Step Functions
   interpreter calls for ``lambda:invoke`` tasks) runs the sandbox's in-process handlers.
 - :func:`scale_step_functions_retries`: the interpreter's Retry waits, scaled down.
+- :func:`use_conveyor_filters`: every EventBridge delivery decision, ``TestEventPattern`` and
+  every SNS filter-policy decision by :mod:`conveyor.patterns`; patterns and policies
+  validated by :mod:`conveyor.constructs.filters` when a rule or a subscription is created.
 
 Workarounds that only reshape what moto returns (no patch of its code) live where they are
 used: the ``account`` of moto's EventBridge events (:func:`conveyor.sandbox.lambda_events.
@@ -13,6 +16,8 @@ the DLQ moves of moto's redrive policy (:mod:`conveyor.sandbox.sources.queues`).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +28,7 @@ __all__ = [
     "scale_step_functions_retries",
     "serialize_lambda_tasks",
     "speed_up_moto_sqs",
+    "use_conveyor_filters",
 ]
 
 # (function name or ARN, request payload) -> (response payload, FunctionError or None), or
@@ -181,5 +187,158 @@ def scale_step_functions_retries(factor: float) -> Callable[[], None]:
 
     def undo() -> None:
         module.time = previous
+
+    return undo
+
+
+_ENVELOPE_REQUIRED = ("id", "account", "source", "time", "region", "detail-type")
+
+
+def _eventbridge_document(event: Any) -> Any:
+    """moto's event as EventBridge matches it: ``time`` as the delivered ISO string (moto holds
+    an epoch number until it sends), without moto's own ``ingestion-time``."""
+    from conveyor.patterns import iso_time
+
+    if not isinstance(event, dict):
+        return event
+    document = {key: value for key, value in event.items() if key != "ingestion-time"}
+    moment = document.get("time")
+    if isinstance(moment, int | float) and not isinstance(moment, bool):
+        document["time"] = iso_time(moment)
+    elif isinstance(moment, str):
+        with contextlib.suppress(ValueError):  # an epoch number in text; else a date already
+            document["time"] = iso_time(float(moment))
+    return document
+
+
+def use_conveyor_filters() -> Callable[[], None]:
+    """Make Conveyor's pattern model decide moto's filtering; return a function that undoes it.
+
+    - EventBridge: ``EventPattern.matches_event`` (every delivery of ``PutEvents`` to every
+      rule's targets, archives included) is :func:`conveyor.patterns.matches_compiled` on the
+      event as delivered (``time`` as its ISO string); ``put_rule`` / ``create_archive``
+      validate the pattern with :func:`~conveyor.constructs.filters.compile_event_pattern` and
+      answer ``InvalidEventPatternException`` as EventBridge does (moto accepts almost any
+      pattern); ``TestEventPattern`` answers ``{"Result": true|false}`` (moto answers nothing).
+    - SNS: ``FilterPolicyMatcher.matches`` (every publish to every subscription) is the same
+      model in the subscription's scope (no crash on ``$or`` with ``MessageBody``); a filter
+      policy set at subscribe or later is validated by
+      :func:`~conveyor.constructs.filters.compile_sns_filter_policy` (``cidr`` is accepted, a
+      misspelt operator is ``InvalidParameter``).
+
+    Process-wide (moto in-process and a ``ThreadedMotoServer`` of this process); idempotent.
+    """
+    from moto.events import models as events_models
+    from moto.events import responses as events_responses
+    from moto.events.exceptions import InvalidEventPatternException, ValidationException
+    from moto.sns import models as sns_models
+    from moto.sns import utils as sns_utils
+    from moto.sns.exceptions import SNSInvalidParameter
+
+    from conveyor.constructs.filters import (
+        FilterError,
+        compile_event_pattern,
+        compile_sns_filter_policy,
+    )
+    from conveyor.patterns import matches_compiled, sns_matches_compiled
+
+    pattern_class: Any = events_models.EventPattern
+    parser_class: Any = events_models.EventPatternParser
+    handler_class: Any = events_responses.EventsHandler
+    matcher_class: Any = sns_utils.FilterPolicyMatcher
+    backend_class: Any = sns_models.SNSBackend
+    if getattr(pattern_class.matches_event, "_conveyor_filters", False):
+        return lambda: None
+    originals = {
+        (pattern_class, "matches_event"): pattern_class.matches_event,
+        (parser_class, "parse"): parser_class.parse,
+        (handler_class, "test_event_pattern"): handler_class.test_event_pattern,
+        (matcher_class, "matches"): matcher_class.matches,
+        (backend_class, "_validate_filter_policy"): backend_class._validate_filter_policy,
+    }
+    original_parse = parser_class.parse
+
+    def compiled_pattern(pattern: dict[str, Any]) -> Any:
+        try:
+            return compile_event_pattern(pattern, max_size=1_000_000)
+        except FilterError as error:
+            raise InvalidEventPatternException(reason=f"{error.path}: {error.reason}") from None
+
+    def parse(self: Any) -> dict[str, Any]:
+        pattern = original_parse(self)
+        if pattern:
+            compiled_pattern(pattern)
+        return dict(pattern)
+
+    def matches_event(self: Any, event: Any) -> bool:
+        pattern = self._pattern
+        if not pattern:
+            return True
+        compiled = self.__dict__.get("_conveyor_compiled")
+        if compiled is None:
+            compiled = compiled_pattern(pattern)
+            self.__dict__["_conveyor_compiled"] = compiled
+        return matches_compiled(compiled, _eventbridge_document(event))
+
+    def test_event_pattern(self: Any) -> str:
+        raw_pattern = self._get_param("EventPattern")
+        raw_event = self._get_param("Event")
+        try:
+            pattern = json.loads(raw_pattern)
+        except (TypeError, ValueError):
+            raise InvalidEventPatternException(reason="Invalid JSON") from None
+        if not isinstance(pattern, dict):
+            raise InvalidEventPatternException(reason="the pattern must be a JSON object")
+        compiled = compiled_pattern(pattern)
+        try:
+            event = json.loads(raw_event)
+        except (TypeError, ValueError):
+            raise ValidationException("Parameter Event is not valid.") from None
+        missing = [
+            key for key in _ENVELOPE_REQUIRED if not isinstance(event, dict) or key not in event
+        ]
+        if missing:
+            raise ValidationException(
+                f"Parameter Event is not valid: it lacks {', '.join(missing)}."
+            )
+        return json.dumps({"Result": matches_compiled(compiled, event)})
+
+    def policy_matches(self: Any, message_attributes: Any, message: str) -> bool:
+        if not self.filter_policy:
+            return True
+        key = (json.dumps(self.filter_policy, sort_keys=True), self.filter_policy_scope)
+        cached = self.__dict__.get("_conveyor_compiled")
+        if cached is None or cached[0] != key:
+            compiled = compile_sns_filter_policy(self.filter_policy, scope=self.filter_policy_scope)
+            self.__dict__["_conveyor_compiled"] = (key, compiled)
+        else:
+            compiled = cached[1]
+        return sns_matches_compiled(compiled, attributes=message_attributes, message=message)
+
+    def validate_filter_policy(self: Any, value: Any, scope: str | None) -> None:
+        if not isinstance(value, dict):
+            raise SNSInvalidParameter("Invalid parameter: FilterPolicy: must be a JSON object")
+        try:
+            compile_sns_filter_policy(value, scope=scope or "MessageAttributes")
+        except FilterError as error:
+            raise SNSInvalidParameter(
+                f"Invalid parameter: FilterPolicy: {error.path}: {error.reason}"
+            ) from None
+
+    matches_event._conveyor_filters = True  # type: ignore[attr-defined]
+    replacements = {
+        (pattern_class, "matches_event"): matches_event,
+        (parser_class, "parse"): parse,
+        (handler_class, "test_event_pattern"): test_event_pattern,
+        (matcher_class, "matches"): policy_matches,
+        (backend_class, "_validate_filter_policy"): validate_filter_policy,
+    }
+    for (owner, name), replacement in replacements.items():
+        replacement._conveyor_original = originals[(owner, name)]  # type: ignore[attr-defined]
+        setattr(owner, name, replacement)
+
+    def undo() -> None:
+        for (owner, name), original in originals.items():
+            setattr(owner, name, original)
 
     return undo

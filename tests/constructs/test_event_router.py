@@ -11,7 +11,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
-from aws_cdk.assertions import Template
+from aws_cdk.assertions import Annotations, Match, Template
 
 from conveyor.constructs.event_router import EventRouter, Target
 from tests.template_helpers import logical_id
@@ -183,7 +183,6 @@ def targets_for(stack: Stack) -> list[Target]:
     ("pattern", "message"),
     [
         ({"detail": {"montant": [{"numric": [">", 5000]}]}}, "unknown operator 'numric'"),
-        ({"detail_type": ["facture"]}, "detail-type"),
         ({"source": "app.paiement"}, "array"),
         ({"detail": {"montant": [{"numeric": [">", "5000"]}]}}, "numeric"),
         ({}, "must not be an empty object"),
@@ -193,6 +192,33 @@ def test_invalid_patterns_are_rejected_at_synth(router, pattern, message):
     stack, events_router = router
     with pytest.raises(ValueError, match=message):
         events_router.add_rule("R", pattern=pattern, targets=targets_for(stack))
+
+
+def test_a_top_level_field_outside_the_envelope_is_a_synth_warning(router):
+    stack, events_router = router
+    rule = events_router.add_rule(
+        "Files", pattern={"FileName": [{"suffix": ".png"}]}, targets=targets_for(stack)
+    )
+    warnings = Annotations.from_stack(stack).find_warning(
+        f"/{rule.node.path}", Match.string_like_regexp("'FileName' is outside the event envelope")
+    )
+    assert len(warnings) == 1
+    assert "may never match a custom event" in warnings[0].entry.data
+    template = Template.from_stack(stack)
+    template.has_resource_properties(
+        "AWS::Events::Rule", {"EventPattern": {"FileName": [{"suffix": ".png"}]}}
+    )
+
+
+def test_a_misspelt_envelope_field_is_a_warning_with_the_suggestion(router):
+    stack, events_router = router
+    rule = events_router.add_rule(
+        "Typo", pattern={"detail_type": ["x"]}, targets=targets_for(stack)
+    )
+    warnings = Annotations.from_stack(stack).find_warning(
+        f"/{rule.node.path}", Match.string_like_regexp("did you mean 'detail-type'")
+    )
+    assert len(warnings) == 1
 
 
 def test_more_than_five_targets_or_none_are_rejected(router):

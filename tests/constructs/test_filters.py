@@ -13,9 +13,12 @@ from conveyor.constructs.filters import (
     EVENT_PATTERN_MAX_CHARS,
     SNS_MAX_POLICY_BYTES,
     FilterError,
+    compile_event_pattern,
     count_filter_combinations,
+    count_or_combinations,
     validate_event_pattern,
     validate_sns_filter_policy,
+    wildcard_complexity,
 )
 
 BODY = "MessageBody"
@@ -504,14 +507,6 @@ def test_event_pattern_operator_is_accepted(pattern: dict[str, Any]) -> None:
 
 
 EB_INVALID: dict[str, tuple[Any, str, str]] = {
-    "typo detail_type": ({"detail_type": ["x"]}, "detail_type", "did you mean 'detail-type'?"),
-    "wrong case Source": ({"Source": ["x"]}, "Source", "did you mean 'source'?"),
-    "data at top level": ({"montant": [5]}, "montant", "application data goes under 'detail'"),
-    "envelope typo inside or": (
-        {"$or": [{"source": ["a"]}, {"detailtype": ["b"]}]},
-        "$or[1].detailtype",
-        "unknown top-level field",
-    ),
     "empty pattern": ({}, "event pattern", "empty object"),
     "detail not object": ({"detail": ["x"]}, "detail", "'detail' must be an object"),
     "source not array": ({"source": "app"}, "source", "must be an array"),
@@ -557,6 +552,21 @@ EB_INVALID: dict[str, tuple[Any, str, str]] = {
         detail("f", {"anything-but": {"prefix": ""}}),
         "detail.f[0].anything-but.prefix",
         "must not be empty",
+    ),
+    "anything-but empty suffix list": (
+        detail("f", {"anything-but": {"suffix": ["a", ""]}}),
+        "detail.f[0].anything-but.suffix[1]",
+        "must not be empty",
+    ),
+    "wildcard too complex": (
+        detail("arn", {"wildcard": "*:*:*:*:*:event-bus/*"}),
+        "detail.arn",
+        "rule is too complex",
+    ),
+    "wildcards of one field add up": (
+        detail("f", {"wildcard": "*a*a*"}, {"wildcard": "*a*a*a*"}),
+        "detail.f",
+        "rule is too complex",
     ),
     "anything-but empty ignore-case list": (
         detail("f", {"anything-but": {"equals-ignore-case": []}}),
@@ -607,6 +617,116 @@ EB_INVALID: dict[str, tuple[Any, str, str]] = {
         "reserved operator keyword",
     ),
 }
+
+
+OUTSIDE_ENVELOPE = {
+    "typo detail_type": ({"detail_type": ["x"]}, "detail_type", "did you mean 'detail-type'?"),
+    "wrong case Source": ({"Source": ["x"]}, "Source", "did you mean 'source'?"),
+    "data at top level": ({"montant": [5]}, "montant", "carries its data under 'detail'"),
+    "engine example without detail": (
+        {"FileName": [{"suffix": ".png"}]},
+        "FileName",
+        "may never match a custom event",
+    ),
+    "envelope typo inside or": (
+        {"$or": [{"source": ["a"]}, {"detailtype": ["b"]}]},
+        "$or[1].detailtype",
+        "outside the event envelope",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path", "fragment"), OUTSIDE_ENVELOPE.values(), ids=OUTSIDE_ENVELOPE.keys()
+)
+def test_top_level_field_outside_the_envelope_is_a_warning_not_an_error(
+    pattern: dict[str, Any], path: str, fragment: str
+) -> None:
+    (warning,) = validate_event_pattern(pattern, where="Stack/Router/Rule")
+    assert warning.startswith(f"Stack/Router/Rule: {path}: ")
+    assert fragment in warning
+    assert "PutEvents" in warning
+
+
+def test_envelope_fields_give_no_warning() -> None:
+    assert validate_event_pattern(COURSE_PATTERN) == ()
+
+
+EMPTY_OPERANDS_AWS_ACCEPTS = {
+    "anything-but wildcard": detail("f", {"anything-but": {"wildcard": ""}}),
+    "anything-but ignore case": detail("f", {"anything-but": {"equals-ignore-case": ""}}),
+    "anything-but ignore case list": detail(
+        "f", {"anything-but": {"equals-ignore-case": ["a", ""]}}
+    ),
+    "equals-ignore-case": detail("f", {"equals-ignore-case": ""}),
+    "wildcard": detail("f", {"wildcard": ""}),
+    "prefix": detail("f", {"prefix": ""}),
+    "suffix": detail("f", {"suffix": ""}),
+    "list with an empty string": detail("f", "", "x"),
+    "anything-but list with an empty string": detail("f", {"anything-but": ["", "x"]}),
+}
+
+
+@pytest.mark.parametrize(
+    "pattern", EMPTY_OPERANDS_AWS_ACCEPTS.values(), ids=EMPTY_OPERANDS_AWS_ACCEPTS.keys()
+)
+def test_empty_operands_are_accepted_as_aws_accepts_them(pattern: dict[str, Any]) -> None:
+    assert validate_event_pattern(pattern) == ()
+
+
+def or_of(branches: int, depth: int) -> dict[str, Any]:
+    """``depth`` nested ``$or`` groups of ``branches`` branches each: branches**depth rules."""
+    inner: dict[str, Any] = {"leaf": ["x"]}
+    for level in range(depth):
+        inner = {"$or": [{f"f{level}_{index}": ["x"], **inner} for index in range(branches)]}
+    return {"source": ["app"], "detail": inner}
+
+
+def test_or_expanding_to_1000_combinations_passes() -> None:
+    pattern = or_of(10, 3)
+    compiled = compile_event_pattern(pattern, max_size=1_000_000)
+    assert count_or_combinations(compiled.root) == 1000
+
+
+def test_or_expanding_past_1000_combinations_is_too_complex() -> None:
+    error = pattern_error(or_of(2, 10), max_size=1_000_000)  # 1024 rules
+    assert "too complex" in error.reason
+    assert "1024 combinations" in error.reason
+
+
+def test_parallel_or_groups_multiply() -> None:
+    pattern = {
+        "$or": [{"a": ["1"]}, {"b": ["2"]}],
+        "detail": {"$or": [{"c": ["3"]}, {"d": ["4"]}, {"e": ["5"]}]},
+    }
+    assert count_or_combinations(compile_event_pattern(pattern).root) == 6
+
+
+WILDCARD_COMPLEXITY = {  # aws/event-ruler MachineComplexityEvaluatorTest's worked examples
+    "*ab": 2,
+    "*aa": 3,
+    "a*b": 2,
+    "aa*": 2,
+    "a*bb": 3,
+    "a*bcb": 3,
+    "a*bbb": 4,
+    "abc": 1,
+}
+
+
+@pytest.mark.parametrize(
+    ("wildcard", "expected"), WILDCARD_COMPLEXITY.items(), ids=WILDCARD_COMPLEXITY.keys()
+)
+def test_wildcard_complexity_is_the_rule_engines_measure(wildcard: str, expected: int) -> None:
+    assert wildcard_complexity([wildcard]) == expected
+
+
+def test_wildcard_complexity_of_a_field_sums_its_wildcards() -> None:
+    assert wildcard_complexity(["*", "ab*c"]) == 3  # "abc": "*", "ab*", "ab*c"
+
+
+def test_wildcard_recorded_as_accepted_by_aws_passes() -> None:
+    validate_event_pattern(detail("f", {"wildcard": "/Users/*/dir/dir/dir/dir/dir/doc.txt"}))
 
 
 def test_escaped_star_between_wildcards_is_not_consecutive() -> None:

@@ -6,9 +6,11 @@ discoverers are skipped."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from conveyor.constructs.filters import FilterError, compile_event_pattern
 from conveyor.sandbox.intrinsics import PARTITION
 from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedResource, Route
 from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider, Skipped
@@ -61,6 +63,19 @@ def _validate_rule(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
                         raise ctx.unsupported(f"Targets[{index}].{key}")
 
 
+def _checked_pattern(ctx: ProviderContext, pattern: Any) -> str:
+    """The pattern as the API takes it, validated as EventBridge validates it (moto accepts
+    almost any pattern): an invalid one fails the deployment, naming the resource."""
+    text = pattern_text(pattern)
+    try:
+        compile_event_pattern(json.loads(text), max_size=1_000_000)
+    except (ValueError, FilterError) as error:
+        raise ctx.unsupported(
+            "EventPattern", f"EventBridge would reject this event pattern: {error}"
+        ) from None
+    return text
+
+
 def _event_rule(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     name = ctx.name(props.get("Name"))
     bus = str(props.get("EventBusName", "default"))
@@ -68,7 +83,7 @@ def _event_rule(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource
         bus = arn_resource(bus).split("/", 1)[-1]
     request: dict[str, Any] = {"Name": name, "EventBusName": bus}
     if "EventPattern" in props:
-        request["EventPattern"] = pattern_text(props["EventPattern"])
+        request["EventPattern"] = _checked_pattern(ctx, props["EventPattern"])
     copy_present(request, props, ("ScheduleExpression", "State", "Description", "RoleArn"))
     add_tag_list(request, props.get("Tags"))
     events = ctx.client("events")
@@ -153,7 +168,7 @@ def _event_archive(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResou
     name = ctx.name(props.get("ArchiveName"))
     request: dict[str, Any] = {"ArchiveName": name, "EventSourceArn": props["SourceArn"]}
     if "EventPattern" in props:
-        request["EventPattern"] = pattern_text(props["EventPattern"])
+        request["EventPattern"] = _checked_pattern(ctx, props["EventPattern"])
     copy_present(request, props, ("Description",))
     if "RetentionDays" in props:
         request["RetentionDays"] = int(props["RetentionDays"])

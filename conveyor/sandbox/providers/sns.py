@@ -4,9 +4,11 @@ Firehose subscriptions are recorded as skipped; topic policies are skipped."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from conveyor.constructs.filters import FilterError, compile_sns_filter_policy
 from conveyor.sandbox.model import REGION, DeployedResource
 from conveyor.sandbox.providers.base import ProviderContext, ResourceProvider
 from conveyor.sandbox.providers.common import POLICY_REASON
@@ -50,7 +52,25 @@ def _subscription_attributes(props: Mapping[str, Any], *, raw: bool) -> dict[str
     return attributes
 
 
+def _check_filter_policy(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
+    """A filter policy SNS would reject fails the deployment, naming the resource (moto's own
+    check rejects valid ``cidr`` policies and misses others)."""
+    if "FilterPolicy" not in props:
+        return
+    scope = str(props.get("FilterPolicyScope", "MessageAttributes"))
+    try:
+        policy = props["FilterPolicy"]
+        compile_sns_filter_policy(
+            json.loads(policy) if isinstance(policy, str) else policy, scope=scope
+        )
+    except (ValueError, FilterError) as error:
+        raise ctx.unsupported(
+            "FilterPolicy", f"SNS would reject this filter policy: {error}"
+        ) from None
+
+
 def _subscribe(ctx: ProviderContext, props: Mapping[str, Any], endpoint: str, *, raw: bool) -> str:
+    _check_filter_policy(ctx, props)
     response = ctx.client("sns").subscribe(
         TopicArn=str(props.get("TopicArn", "")),
         Protocol="sqs",
