@@ -23,6 +23,8 @@ from conveyor.stacks.order_pipeline import OrderPipelineStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
 from conveyor.stacks.telemetry import TelemetryStack
 
+TOPOLOGY_METADATA_KEY = "conveyor:topology"  # read by conveyor.sandbox.scenarios.topology_of
+
 
 def stack_name(settings: Settings, topology: str) -> str:
     return f"Conveyor-{settings.environment}-{topology}"
@@ -89,6 +91,8 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
     for stack in stacks:
         Tags.of(stack).add("project", "conveyor")
         Tags.of(stack).add("environment", settings.environment)
+        # The sandbox runs a topology's demo on the project's own stacks only (not by name).
+        stack.add_metadata(TOPOLOGY_METADATA_KEY, stack.node.id.rsplit("-", 1)[-1])
     return stacks
 
 
