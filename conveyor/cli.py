@@ -638,6 +638,14 @@ EXTRAS = {
 }
 
 
+def _review(args: argparse.Namespace) -> int:
+    from conveyor.review import main as review_main
+
+    if not (Path(args.assembly) / "manifest.json").exists():
+        raise ValueError(f"{args.assembly} is not a cloud assembly (no manifest.json)")
+    return review_main(["review", args.assembly])
+
+
 def _one_line_errors(handler: Any) -> Any:
     """Every CLI error is one line on stderr and exit code 2 (a missing extra names it)."""
 
@@ -743,6 +751,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs_parser.add_argument("--follow", "-f", action="store_true", help="keep printing")
     logs_parser.add_argument("--since", type=float, default=60, help="minutes back (default: 60)")
     logs_parser.set_defaults(handler=logs_command)
+    reviewing = commands.add_parser(
+        "review",
+        help="the review summary of a synthesized assembly (cdk-nag results, cfn-lint)",
+        description="Resource counts, cdk-nag findings (unacknowledged and acknowledged with "
+        "their reasons) and every template checker's findings, per stack; exit 1 on any "
+        "finding or on a stack cdk-nag never checked. Attach the gates to your app with "
+        "conveyor.review.attach_review(app). Needs the review extra.",
+    )
+    reviewing.add_argument("assembly", nargs="?", default="cdk.out")
+    reviewing.set_defaults(handler=_review)
     add_diagram_and_cost(commands)
     args = parser.parse_args(argv)
     return int(_one_line_errors(args.handler)(args))

@@ -144,3 +144,62 @@ def test_an_api_key_method_needs_a_key_of_its_usage_plan(api_key_assembly, monke
         assert keyed.post(ORDER, **{"x-api-key": "wrong"}).status == 403
         assert keyed.post(ORDER, **{"x-api-key": value}).status == 202
         keyed.runtime.close()
+
+
+PROXY_HANDLER = """
+import json
+
+
+def handler(event, context):
+    if event["path"] == "/boom":
+        raise RuntimeError("boom")
+    return {
+        "statusCode": 201,
+        "headers": {"X-Seen-Path": event["path"]},
+        "body": json.dumps({"method": event["httpMethod"], "body": event["body"],
+                            "proxy": event["pathParameters"]}),
+    }
+"""
+
+
+@pytest.fixture(scope="module")
+def proxy_assembly(make_app, tmp_path_factory) -> Path:
+    from aws_cdk import Stack
+    from aws_cdk import aws_apigateway as apigateway
+    from aws_cdk import aws_lambda as lambda_
+
+    code = tmp_path_factory.mktemp("proxy-code")
+    (code / "proxy.py").write_text(PROXY_HANDLER)
+    outdir = tmp_path_factory.mktemp("proxy.out")
+    app = make_app(outdir=str(outdir))
+    stack = Stack(app, "Proxy")
+    function = lambda_.Function(
+        stack,
+        "Echo",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="proxy.handler",
+        code=lambda_.Code.from_asset(str(code)),
+    )
+    apigateway.LambdaRestApi(stack, "Api", handler=function)
+    app.synth()
+    return outdir
+
+
+def test_a_lambda_proxy_integration_gets_the_proxy_event_and_answers_with_it(
+    proxy_assembly, monkeypatch
+):
+    fake_aws_env(monkeypatch)
+    with moto.mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        deployment = deploy(proxy_assembly, session=session)
+        with Runtime(deployment, session=session) as runtime:
+            apis = RestApis(deployment, session=session, runtime=runtime)
+            (api,) = apis.apis.values()
+            base = f"/restapis/{api.id}/prod/_user_request_"
+            response = apis.handle("PUT", f"{base}/a/b", body=b"hello")
+            assert response.status == 201
+            assert response.headers["X-Seen-Path"] == "/a/b"
+            assert response.json() == {"method": "PUT", "body": "hello", "proxy": {"proxy": "a/b"}}
+            failed = apis.handle("GET", f"{base}/boom")
+            assert failed.status == 502
+            assert failed.json() == {"message": "Internal server error"}

@@ -101,7 +101,7 @@ def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
         url, data=data, method=method, headers={"Content-Type": "application/json"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -250,7 +250,7 @@ def _core_install(*argv: str) -> subprocess.CompletedProcess[str]:
         "from conveyor.cli import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    return subprocess.run(  # noqa: S603
+    return subprocess.run(
         [sys.executable, "-P", "-c", code, *argv], capture_output=True, text=True, check=False
     )
 
