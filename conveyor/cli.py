@@ -304,7 +304,7 @@ def trace(args: argparse.Namespace) -> int:
 
     event = _read_event(Path(args.event)) if args.event else None
     stacks = read_assembly(Path(args.assembly)).stacks
-    project = {topology_of(s.template): s.name for s in stacks if topology_of(s.template)}
+    project = {t: s.name for s in stacks if (t := topology_of(s.template))}
     names = [s.name for s in stacks if s.name == args.topology] or (
         [project[args.topology]]
         if args.topology in project

@@ -29,8 +29,6 @@ def _short_attribute(attribute: str, length: int) -> Synthetic:
     return synthetic
 
 
-KEEP = {"keep_properties": True}  # read by conveyor.sandbox.apis
-
 PROVIDERS = (
     ResourceProvider("AWS::ApiGateway::", skip_reason=REASON),
     ResourceProvider("AWS::ApiGateway::RestApi", attributes=_rest_api, keep_properties=True),
@@ -40,15 +38,17 @@ PROVIDERS = (
         keep_properties=True,
     ),
     ResourceProvider(
-        "AWS::ApiGateway::Resource", attributes=_short_attribute("ResourceId", 6), **KEEP
+        "AWS::ApiGateway::Resource",
+        attributes=_short_attribute("ResourceId", 6),
+        keep_properties=True,
     ),
     ResourceProvider(
-        "AWS::ApiGateway::ApiKey", attributes=_short_attribute("APIKeyId", 10), **KEEP
+        "AWS::ApiGateway::ApiKey", attributes=_short_attribute("APIKeyId", 10), keep_properties=True
     ),
-    ResourceProvider("AWS::ApiGateway::Stage", name_property="StageName", **KEEP),
-    ResourceProvider("AWS::ApiGateway::Model", name_property="Name", **KEEP),
+    ResourceProvider("AWS::ApiGateway::Stage", name_property="StageName", keep_properties=True),
+    ResourceProvider("AWS::ApiGateway::Model", name_property="Name", keep_properties=True),
     *(
-        ResourceProvider(f"AWS::ApiGateway::{kind}", **KEEP)
+        ResourceProvider(f"AWS::ApiGateway::{kind}", keep_properties=True)  # sandbox.apis
         for kind in ("Method", "RequestValidator", "GatewayResponse", "UsagePlan", "UsagePlanKey")
     ),
 )
