@@ -218,10 +218,30 @@ def _write_state(port: int, deployment: Any, apis: Any, endpoint: str) -> None:
                 "log": str(LOG_FILE.resolve()),
                 "apis": _api_lines(apis, endpoint),
                 "stacks": stacks,
+                "functions": {
+                    spec.name: spec.log_group or f"/aws/lambda/{spec.name}"
+                    for stack in deployment.stacks.values()
+                    for spec in stack.functions.values()
+                },
             },
             indent=2,
         )
     )
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie (an exited child its parent has not reaped)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # our own child (a test): reap it
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): the signal answered
+    return state != "Z"
 
 
 def _running() -> list[tuple[Path, dict[str, Any]]]:
@@ -230,8 +250,10 @@ def _running() -> list[tuple[Path, dict[str, Any]]]:
     for path in sorted(state_dir().glob("sandbox-*.json")):
         try:
             state = json.loads(path.read_text())
-            os.kill(int(state["pid"]), 0)
+            alive = _alive(int(state["pid"]))
         except (OSError, ValueError, KeyError):
+            alive = False
+        if not alive:
             path.unlink(missing_ok=True)
             continue
         found.append((path, state))
@@ -261,6 +283,25 @@ def sandbox_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def sandbox_output(args: argparse.Namespace) -> int:
+    """One output of the running sandbox, for shell scripts: ``$(conveyor sandbox output
+    ImagePipeline UploadBucketName)``. STACK: a stack name or its last part."""
+    running = _running()
+    if not running:
+        raise ValueError(f"no sandbox is running (looked in {state_dir()})")
+    stacks: dict[str, dict[str, str]] = running[0][1]["stacks"]
+    names = [n for n in stacks if n == args.stack] or [
+        n for n in stacks if n.endswith(f"-{args.stack}")
+    ]
+    if len(names) != 1:
+        raise ValueError(f"{len(names)} stacks match {args.stack!r} (stacks: {', '.join(stacks)})")
+    outputs = stacks[names[0]]
+    if args.key not in outputs:
+        raise ValueError(f"{names[0]} has no output {args.key!r} (outputs: {', '.join(outputs)})")
+    print(outputs[args.key])
+    return 0
+
+
 def sandbox_down(args: argparse.Namespace) -> int:
     from conveyor.sandbox.server import port_is_free
 
@@ -277,13 +318,8 @@ def sandbox_down(args: argparse.Namespace) -> int:
             path.unlink(missing_ok=True)
             continue
         for _ in range(300):  # until the process is gone and its port free
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # our own child (a test): reap it
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                if port_is_free(port):
-                    break
+            if not _alive(pid) and port_is_free(port):
+                break
             time.sleep(0.1)
         else:
             print(f"Sandbox (pid {pid}) still running after 30 s: kill {pid}")
@@ -590,23 +626,18 @@ def logs_command(args: argparse.Namespace) -> int:
     running = _running()
     if not running:
         raise ValueError(f"no sandbox is running (looked in {state_dir()})")
-    endpoint = str(running[0][1]["endpoint"])
-    client = _session().client("logs", endpoint_url=endpoint)
-    groups = [
-        g["logGroupName"]
-        for page in client.get_paginator("describe_log_groups").paginate(
-            logGroupNamePrefix="/aws/lambda/"
-        )
-        for g in page["logGroups"]
+    state = running[0][1]
+    client = _session().client("logs", endpoint_url=str(state["endpoint"]))
+    functions: dict[str, str] = state.get("functions", {})  # name -> its log group
+    wanted = args.function
+    matching = [n for n in functions if n == wanted or functions[n] == wanted] or [
+        n for n in functions if wanted.lower() in n.lower()
     ]
-    wanted = args.function.removeprefix("/aws/lambda/")
-    exact = [g for g in groups if g == f"/aws/lambda/{wanted}"]
-    matching = exact or [g for g in groups if wanted.lower() in g.lower()]
     if len(matching) != 1:
-        names = ", ".join(g.removeprefix("/aws/lambda/") for g in (matching or groups))
+        names = ", ".join(matching or functions)
         found = "no function" if not matching else f"{len(matching)} functions"
-        raise ValueError(f"{found} matching {args.function!r} has logs (functions: {names})")
-    (group,) = matching
+        raise ValueError(f"{found} matching {wanted!r} (functions: {names})")
+    group = functions[matching[0]]
     start = int((time.time() - args.since * 60) * 1000)
     seen: set[str] = set()
     while True:
@@ -727,6 +758,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     actions.add_parser(
         "down", help="stop the background sandbox (returns when its port is free)"
     ).set_defaults(handler=sandbox_down)
+    output = actions.add_parser("output", help="print one stack output of the running sandbox")
+    output.add_argument("stack", help="stack name, or its last part (ImagePipeline)")
+    output.add_argument("key", help="output name, e.g. UploadBucketName or 'ApiUrl (local)'")
+    output.set_defaults(handler=sandbox_output)
     trace_parser = commands.add_parser(
         "trace",
         help="a topology's demo, or an event file sent into any stack, hop by hop",

@@ -35,6 +35,7 @@ class InvocationRecord:
     stack: str
     records: int
     result: InvocationResult
+    log_group: str = ""  # the function's (LoggingConfig.LogGroup, else /aws/lambda/<name>)
 
     @property
     def outcome(self) -> str:
@@ -113,7 +114,7 @@ class SandboxLog:
             return
         from botocore.exceptions import BotoCoreError, ClientError
 
-        group = f"/aws/lambda/{record.function_name}"
+        group = record.log_group or f"/aws/lambda/{record.function_name}"
         now = int(time.time() * 1000)
         events = [{"timestamp": now, "message": line} for line in lambda_log_lines(record)]
         try:

@@ -156,11 +156,10 @@ def test_a_detached_sandbox_serves_the_order_api_logs_each_invocation_and_stops(
         assert "▶" not in log.read_text()  # --no-demo: no demo ran
 
         logs = boto3.client("logs", endpoint_url=f"http://localhost:{port}")
-        (group,) = [
-            g["logGroupName"]
-            for g in logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/")["logGroups"]
-            if "OrderPipeline-OrderEventsFunction" in g["logGroupName"]
-        ]
+        state = json.loads(next((tmp_path / "state").glob("sandbox-*.json")).read_text())
+        # The function's LoggingConfig.LogGroup (its own log group), as Lambda writes there.
+        (group,) = [g for n, g in state["functions"].items() if "OrderPipeline-OrderEvents" in n]
+        assert group in {g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]}
         messages = [e["message"] for e in logs.filter_log_events(logGroupName=group)["events"]]
         assert messages[0].startswith("START RequestId: ")
         assert messages[-1].startswith("REPORT RequestId: ")

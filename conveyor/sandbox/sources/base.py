@@ -223,6 +223,7 @@ class Delivery:
                     stack=target.stack,
                     records=records,
                     result=result,
+                    log_group=target.spec.log_group,
                 )
             )
         return result
