@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
@@ -49,6 +50,17 @@ def secure_bucket(
         path,
         "KMS_MANAGED (aws/s3) cannot be shared with other services: use S3_MANAGED or KMS",
     )
+    target: s3.IBucket | None = server_access_logs_bucket
+    if isinstance(server_access_logs_bucket, s3.Bucket):
+        # Log delivery is granted by a bucket policy here, whatever the app's feature flags:
+        # without @aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy CDK would grant it with the
+        # LogDeliveryWrite ACL, which a bucket-owner-enforced logging bucket refuses.
+        target = s3.Bucket.from_bucket_attributes(
+            scope,
+            f"{construct_id}AccessLogsTarget",
+            bucket_arn=server_access_logs_bucket.bucket_arn,
+            bucket_name=server_access_logs_bucket.bucket_name,
+        )
     rules = list(lifecycle_rules)
     rules.append(s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)))
     if expire_objects_after is not None:
@@ -61,12 +73,14 @@ def secure_bucket(
         encryption=encryption,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
         versioned=versioned,
-        server_access_logs_bucket=server_access_logs_bucket,
+        server_access_logs_bucket=target,
         server_access_logs_prefix=server_access_logs_prefix,
         lifecycle_rules=rules,
         removal_policy=removal_policy,
         auto_delete_objects=auto_delete_objects,
     )
+    if isinstance(server_access_logs_bucket, s3.Bucket):
+        _allow_log_delivery(server_access_logs_bucket, bucket, server_access_logs_prefix)
     if server_access_logs_bucket is None:
         acknowledge(
             bucket,
@@ -75,6 +89,22 @@ def secure_bucket(
             "into itself would loop.",
         )
     return bucket
+
+
+def _allow_log_delivery(target: s3.Bucket, source: s3.Bucket, prefix: str | None) -> None:
+    """The statement CDK writes with serverAccessLogsUseBucketPolicy: the S3 logging service
+    may put objects under ``prefix``, for ``source`` of this account only."""
+    target.add_to_resource_policy(
+        iam.PolicyStatement(
+            principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[target.arn_for_objects(f"{prefix or ''}*")],
+            conditions={
+                "ArnLike": {"aws:SourceArn": source.bucket_arn},
+                "StringEquals": {"aws:SourceAccount": Stack.of(source).account},
+            },
+        )
+    )
 
 
 def access_logs_bucket(

@@ -378,7 +378,8 @@ class FifoIngestApi(Construct):
         self.api.add_gateway_response(
             "Default4xx",
             type=apigateway.ResponseType.DEFAULT_4_XX,
-            templates={JSON: '{"message": "$context.error.messageString"}'},
+            # messageString is already a quoted JSON string (API Gateway's own default).
+            templates={JSON: '{"message": $context.error.messageString}'},
         )
         self.api.add_gateway_response(
             "Default5xx",

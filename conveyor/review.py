@@ -1,4 +1,14 @@
-"""Review summary of a synthesized cloud assembly: ``python -m conveyor.review cdk.out``.
+"""The review gates, for this project and for any CDK app: ``conveyor review cdk.out``
+(or ``python -m conveyor.review cdk.out``).
+
+Public API (documented in the README, "Use Conveyor in your own CDK app"):
+
+- :func:`attach_review` — attach cdk-nag (AwsSolutions) to an app: synth fails on any
+  finding not acknowledged with a reason, and each stack records that cdk-nag checked it;
+- :func:`acknowledge` — acknowledge one finding on a construct, with its reason;
+- :func:`review` / :func:`render` / :func:`main` — the summary of a synthesized assembly,
+  with every checker of :data:`TEMPLATE_CHECKERS` (cfn-lint: the ``review`` extra) run on
+  every template.
 
 For every stack: resource counts, cdk-nag findings (unacknowledged, from CDK's
 ``validation-report.json``, and acknowledged with their reasons as written into the template's
@@ -15,6 +25,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,14 +45,19 @@ class StackReview:
     name: str
     resources: Counter[str]
     acknowledged: list[tuple[str, str, str]]  # (logical id, rule id, reason)
-    lint_findings: list[str]
+    lint_findings: list[str]  # cfn-lint's
     nag_findings: list[str] = field(default_factory=list)
     # The cdk-nag packs that validated this stack (empty: cdk-nag never saw it).
     nag_packs: tuple[str, ...] = ()
+    # The findings of the other TEMPLATE_CHECKERS, by checker name.
+    findings: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return bool(self.nag_packs) and not self.lint_findings and not self.nag_findings
+        others = any(self.findings.values())
+        return (
+            bool(self.nag_packs) and not self.lint_findings and not self.nag_findings and not others
+        )
 
 
 def lint_template(template: dict[str, Any]) -> list[str]:
@@ -50,6 +66,75 @@ def lint_template(template: dict[str, Any]) -> list[str]:
 
     matches = lint(json.dumps(template), config=ManualArgs(ignore_checks=list(CFN_LINT_IGNORED)))
     return [f"{m.rule.id} {m.message} ({'/'.join(str(p) for p in m.path)})" for m in matches]
+
+
+@dataclass(frozen=True)
+class TemplateChecker:
+    """A tool run on every synthesized template; any finding fails the review.
+
+    :param run: template → findings, one line each.
+    :param extra: the package extra that installs the tool (named when it is missing).
+    :param note: printed after the count (e.g. the ignored rules).
+    """
+
+    name: str
+    run: Callable[[dict[str, Any]], list[str]]
+    extra: str = "review"
+    note: str = ""
+
+
+# Every checker the review runs, in order; a new one is one entry here.
+TEMPLATE_CHECKERS: list[TemplateChecker] = [
+    TemplateChecker("cfn-lint", lint_template, note=f"ignored: {', '.join(CFN_LINT_IGNORED)}"),
+]
+
+
+def attach_review(app: Any, *, packs: tuple[str, ...] = REVIEW_PACKS) -> None:
+    """Attach the review gates to any CDK ``app`` (before ``app.synth()``).
+
+    cdk-nag's AwsSolutions pack validates every stack: synth fails (``ValidationFailed``) on
+    any finding not acknowledged with :func:`acknowledge`; acknowledgements are written into
+    each resource's ``Metadata.cdk_nag``, and each stack's template records in
+    ``Metadata["conveyor:review"]`` that cdk-nag checked it (the review fails a stack
+    without it).
+    """
+    from aws_cdk import Aspects, Validations
+    from cdk_nag import AwsSolutionsChecks
+
+    if tuple(packs) != ("AwsSolutions",):
+        raise ValueError(f"attach_review: only the AwsSolutions pack is supported (got {packs})")
+    Validations.of(app).add_plugins(
+        AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
+    )
+    Aspects.of(app).add(_mark_reviewed(tuple(packs)))
+
+
+def _mark_reviewed(packs: tuple[str, ...]) -> Any:
+    import jsii
+    from aws_cdk import IAspect, Stack
+
+    @jsii.implements(IAspect)
+    class MarkReviewed:
+        """Records in each stack's template metadata which cdk-nag packs validated it."""
+
+        def visit(self, node: Any) -> None:
+            if Stack.is_stack(node):
+                metadata = dict(node.template_options.metadata or {})
+                metadata[REVIEW_METADATA_KEY] = {"cdk-nag": list(packs)}
+                node.template_options.metadata = metadata
+
+    return MarkReviewed()
+
+
+def acknowledge(scope: Any, rule_id: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding (``"AwsSolutions-SQS3"``, or with its
+    ``[Resource::…]`` detail) on ``scope`` and its children, with the reason a reviewer
+    reads next to the resource. An empty reason is refused."""
+    from aws_cdk import Acknowledgment, Validations
+
+    if not reason.strip():
+        raise ValueError(f"acknowledge {rule_id}: give the reason it is acceptable here")
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule_id, reason=reason))
 
 
 def acknowledged_findings(template: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -94,17 +179,29 @@ def review(assembly: Path) -> list[StackReview]:
             continue
         template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
         resources = Counter(r["Type"] for r in template.get("Resources", {}).values())
+        findings = {checker.name: _run(checker, template) for checker in TEMPLATE_CHECKERS}
         reviews.append(
             StackReview(
                 name=name,
                 resources=resources,
                 acknowledged=acknowledged_findings(template),
-                lint_findings=lint_template(template),
+                lint_findings=findings.pop("cfn-lint", []),
                 nag_findings=violations.get(name, []),
                 nag_packs=nag_packs(template),
+                findings=findings,
             )
         )
     return reviews
+
+
+def _run(checker: TemplateChecker, template: dict[str, Any]) -> list[str]:
+    try:
+        return checker.run(template)
+    except ModuleNotFoundError as error:
+        raise SystemExit(
+            f"conveyor review: {checker.name} is not installed (no module {error.name!r}): "
+            f"pip install 'conveyor[{checker.extra}]'"
+        ) from None
 
 
 def render(reviews: list[StackReview]) -> str:
@@ -121,15 +218,21 @@ def render(reviews: list[StackReview]) -> str:
             )
         else:
             lines.append(
-                "  cdk-nag: NOT RUN on this stack (attach the review plugins: "
-                "conveyor.topologies.attach_review_plugins)"
+                "  cdk-nag: NOT RUN on this stack (attach the review gates before synth: "
+                "conveyor.review.attach_review(app))"
             )
         lines.extend(f"    UNACKNOWLEDGED {finding}" for finding in item.nag_findings)
         for logical_id, rule_id, reason in item.acknowledged:
             lines.append(f"    ack {rule_id} on {logical_id}: {reason}")
-        ignored = ", ".join(CFN_LINT_IGNORED)
-        lines.append(f"  cfn-lint: {len(item.lint_findings)} findings (ignored: {ignored})")
-        lines.extend(f"    {finding}" for finding in item.lint_findings)
+        for checker in TEMPLATE_CHECKERS:
+            found = (
+                item.lint_findings
+                if checker.name == "cfn-lint"
+                else item.findings.get(checker.name, [])
+            )
+            note = f" ({checker.note})" if checker.note else ""
+            lines.append(f"  {checker.name}: {len(found)} findings{note}")
+            lines.extend(f"    {finding}" for finding in found)
     verdict = "PASS" if reviews and all(r.ok for r in reviews) else "FAIL"
     lines.append(f"Review: {verdict} ({len(reviews)} stacks)")
     return "\n".join(lines)

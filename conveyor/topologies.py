@@ -7,14 +7,11 @@ settings, so what is tested is what ``make synth`` builds.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import jsii
-from aws_cdk import App, Aspects, Environment, IAspect, Stack, Tags, Validations
-from cdk_nag import AwsSolutionsChecks
+from aws_cdk import App, Environment, Stack, Tags
 
-from constructs import IConstruct
-from conveyor.review import REVIEW_METADATA_KEY, REVIEW_PACKS
+from conveyor.review import attach_review
 from conveyor.settings import Settings
 from conveyor.stacks.image_pipeline import ImagePipelineStack
 from conveyor.stacks.order_events import OrderEventsStack
@@ -22,6 +19,8 @@ from conveyor.stacks.order_fulfillment import OrderFulfillmentStack
 from conveyor.stacks.order_pipeline import OrderPipelineStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
 from conveyor.stacks.telemetry import TelemetryStack
+
+TOPOLOGY_METADATA_KEY = "conveyor:topology"  # read by conveyor.sandbox.scenarios.topology_of
 
 
 def stack_name(settings: Settings, topology: str) -> str:
@@ -89,29 +88,12 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
     for stack in stacks:
         Tags.of(stack).add("project", "conveyor")
         Tags.of(stack).add("environment", settings.environment)
+        # The sandbox runs a topology's demo on the project's own stacks only (not by name).
+        stack.add_metadata(TOPOLOGY_METADATA_KEY, stack.node.id.rsplit("-", 1)[-1])
     return stacks
 
 
-@jsii.implements(IAspect)
-class _MarkReviewed:
-    """Records in each stack's template metadata which cdk-nag packs validated it."""
-
-    def visit(self, node: IConstruct) -> None:
-        if Stack.is_stack(node):
-            stack = cast(Stack, node)
-            metadata = dict(stack.template_options.metadata or {})
-            metadata[REVIEW_METADATA_KEY] = {"cdk-nag": list(REVIEW_PACKS)}
-            stack.template_options.metadata = metadata
-
-
 def attach_review_plugins(app: App) -> None:
-    """cdk-nag AwsSolutions: synth fails on any finding that is not acknowledged with a reason.
-
-    Acknowledgements are also written into each resource's ``Metadata.cdk_nag`` so template
-    reviewers see them next to the resource, and each stack's template records in
-    ``Metadata["conveyor:review"]`` that cdk-nag checked it (the review fails a stack without it).
-    """
-    Validations.of(app).add_plugins(
-        AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
-    )
-    Aspects.of(app).add(_MarkReviewed())
+    """cdk-nag AwsSolutions on every stack: :func:`conveyor.review.attach_review` (the public
+    review API, usable on any app)."""
+    attach_review(app)

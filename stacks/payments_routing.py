@@ -103,6 +103,9 @@ class PaymentsRoutingStack(Stack):
         CfnOutput(self, "DeadLetterQueueUrl", value=self.router.dead_letter_queue.queue_url)
         if self.router.archive is not None:
             CfnOutput(self, "ArchiveName", value=self.router.archive.archive_name)
+            # StartReplay takes the archive's ARN as its event source (the bus is the target).
+            CfnOutput(self, "ArchiveArn", value=self.router.archive.archive_arn)
+            CfnOutput(self, "EventBusArn", value=self.router.bus.event_bus_arn)
         self.operations = operate(
             self,
             alarm_emails=alarm_emails,

@@ -317,7 +317,19 @@ def _skipped_resource(
     physical, attributes = REGISTRY.synthetic(Skipped(stack, lid, kind, name, short_id(stack, lid)))
     for attribute in plan.wanted.get(lid, ()):
         attributes.setdefault(attribute, f"sandbox-skipped:{stack}:{lid}:{attribute}")
-    return DeployedResource(logical_id=lid, type=kind, physical_id=physical, attributes=attributes)
+    properties: Any = {}
+    if provider is not None and provider.keep_properties:
+        try:
+            properties = resolver.resolve(raw, logical_id=lid, path="Properties")
+        except IntrinsicError:
+            properties = {}
+    return DeployedResource(
+        logical_id=lid,
+        type=kind,
+        physical_id=physical,
+        attributes=attributes,
+        properties=properties if isinstance(properties, dict) else {},
+    )
 
 
 def _deploy_stack(plan: _Plan, state: DeployState) -> DeployedStack:

@@ -37,6 +37,8 @@ class FunctionSpec:
     # Asynchronous invocation settings (Lambda's EventInvokeConfig); None = Lambda defaults.
     max_retry_attempts: int | None = None
     on_failure_queue_url: str | None = None
+    # Where Lambda writes its logs: LoggingConfig.LogGroup, else /aws/lambda/<name>.
+    log_group: str = ""
 
 
 @dataclass

@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from conveyor.sandbox.execution import FAKE_CREDENTIALS, ExecutionEnvironment, Host, LambdaContext
 from conveyor.sandbox.execution.isolation import FINDER
+from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.moto_patches import (
     route_lambda_invocations,
@@ -90,6 +91,9 @@ class Runtime:
 
     :param retry_scale: Step Functions Retry waits are multiplied by this (default 0.01: a
         1 s interval waits 10 ms; None: real waits). Retry decisions are unchanged.
+    :param on_invocation: called after every invocation with its
+        :class:`~conveyor.sandbox.logs.InvocationRecord` (source, function, records, result):
+        e.g. :meth:`conveyor.sandbox.logs.SandboxLog.invocation`.
 
     moto's Lambda ``Invoke`` (used by its Step Functions interpreter for ``lambda:invoke``
     tasks) runs these functions in-process while the runtime is open.
@@ -108,6 +112,7 @@ class Runtime:
         fail_unflagged_batch_failures: bool = True,
         event_sources: Sequence[EventSourceFactory] = EVENT_SOURCES,
         retry_scale: float | None = STEP_FUNCTIONS_RETRY_SCALE,
+        on_invocation: Callable[[InvocationRecord], None] | None = None,
     ) -> None:
         self.deployment = deployment
         self._region = deployment.region
@@ -134,6 +139,7 @@ class Runtime:
             fail_unflagged_batch_failures=fail_unflagged_batch_failures,
             session=self._session,
             endpoint_url=endpoint_url,
+            on_invocation=on_invocation,
         )
         sources = [make(self._delivery) for make in event_sources]
         self._sources: dict[str, EventSource] = {source.kind: source for source in sources}

@@ -27,7 +27,7 @@ from conveyor.lambdas.order_events.order_events import contract as order_events
 from conveyor.lambdas.payments.payments import contract as payments
 from conveyor.lambdas.telemetry.telemetry import contract as telemetry
 from conveyor.sandbox.model import REGION, DeployedStack, Deployment
-from conveyor.sandbox.vtl import render, resolve_join
+from conveyor.sandbox.sends import message_attributes
 
 
 @dataclass(frozen=True)
@@ -69,14 +69,26 @@ class Scenario:
     def run(self) -> list[Check]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def send(self, event: dict[str, Any]) -> None:
-        """Send a given event into the topology's entry point (shape: see ``EVENT_SHAPES``)."""
+    def send(self, event: dict[str, Any]) -> str | None:
+        """Send a given event into the topology's entry point (shape: see ``EVENT_SHAPES``);
+        what it answered, if anything worth printing."""
         raise NotImplementedError  # pragma: no cover - overridden
 
 
+TOPOLOGY_METADATA_KEY = "conveyor:topology"  # written by conveyor.topologies.build
+
+
+def topology_of(template: dict[str, Any]) -> str | None:
+    """The project topology a template is (its ``Metadata["conveyor:topology"]``), or None:
+    a user's stack never gets a demo, whatever its name."""
+    value = (template.get("Metadata") or {}).get(TOPOLOGY_METADATA_KEY)
+    return value if isinstance(value, str) else None
+
+
 def stack_for(deployment: Deployment, topology: str) -> DeployedStack:
-    for name, stack in deployment.stacks.items():
-        if name.endswith(f"-{topology}"):
+    """The project's stack of ``topology`` (by its template metadata, not its name)."""
+    for stack in deployment.stacks.values():
+        if topology_of(stack.template) == topology:
             return stack
     raise KeyError(f"no {topology} stack in the deployment ({', '.join(deployment.stacks)})")
 
@@ -223,10 +235,7 @@ class OrderEvents(Scenario):
         self.client("sns").publish(
             TopicArn=self.output("TopicArn"),
             Message=json.dumps(event["message"]),
-            MessageAttributes={
-                name: {"DataType": "String", "StringValue": str(value)}
-                for name, value in event.get("attributes", {}).items()
-            },
+            MessageAttributes=message_attributes(event.get("attributes", {})),  # types kept
         )
 
 
@@ -289,10 +298,6 @@ class OrderPipeline(Scenario):
 
     def run(self) -> list[Check]:
         sqs = self.client("sqs")
-        template = self.stack.template
-        send_template = _method_template(template, "POST")
-        physical = {lid: r.physical_id for lid, r in self.stack.resources.items()}
-        request = resolve_join(send_template, physical)
         base = {"orderId": "o-demo", "customerId": "c-demo"}
         bodies = [
             {
@@ -305,10 +310,10 @@ class OrderPipeline(Scenario):
             {**base, "event": "paid", "amount": 9.5},
             {**base, "event": "shipped", "carrier": "La Poste"},
         ]
-        for body in bodies:
-            rendered, _ = render(request, json.dumps(body))
-            parameters = json.loads(rendered)
-            sqs.send_message(**parameters)
+        # Through the API as the sandbox serves it: validation, the real mapping, SendMessage.
+        statuses = [self.post(body).status for body in bodies]
+        invalid = self.post({"orderId": "o demo", "event": "lost"})
+        errors = str(invalid.json().get("errors", "")) if invalid.status == 400 else ""
         self.runtime.pump()
         table = self.output("OrdersTableName")
         item = (
@@ -318,16 +323,35 @@ class OrderPipeline(Scenario):
         )
         status = item.get("status", {}).get("S")
         return [
+            check("the API accepts each event (202)", [202, 202, 202], statuses),
+            check(
+                "the API rejects an invalid order (400, its validation errors)",
+                (400, True, True),
+                (invalid.status, "customerId" in errors, "lost" in errors),
+            ),
             check("order went created → paid → shipped", "shipped", status),
             check("version counts the three events", "3", item.get("version", {}).get("N")),
             check("queue drained", 0, _queue_depth(sqs, self.output("QueueUrl"))),
         ]
 
-    def send(self, event: dict[str, Any]) -> None:
-        physical = {lid: r.physical_id for lid, r in self.stack.resources.items()}
-        request = resolve_join(_method_template(self.stack.template, "POST"), physical)
-        rendered, _ = render(request, json.dumps(event["body"]), event.get("headers", {}))
-        self.client("sqs").send_message(**json.loads(rendered))
+    def post(self, body: Any, headers: dict[str, str] | None = None) -> Any:
+        """``POST /orders`` through the sandbox's REST API (:mod:`conveyor.sandbox.apis`)."""
+        from conveyor.sandbox.apis import RestApis
+
+        apis = RestApis(self.deployment, session=self.session, endpoint_url=self.endpoint_url)
+        url = apis.local_url(self.output("ApiUrl"), "")
+        if url is None:
+            raise KeyError(f"ApiUrl {self.output('ApiUrl')} is not a REST API of the sandbox")
+        return apis.handle(
+            "POST",
+            url,
+            headers={"Content-Type": "application/json", **(headers or {})},
+            body=json.dumps(body).encode(),
+        )
+
+    def send(self, event: dict[str, Any]) -> str | None:
+        response = self.post(event["body"], event.get("headers"))
+        return f"POST /orders → {response.status} {response.body.decode().strip()}"
 
 
 class OrderFulfillment(Scenario):
@@ -475,14 +499,6 @@ EVENT_SHAPES = {
     '"currency": "EUR", "paymentToken": "tok_ok", "lines": [{"sku": "SKU-A", "quantity": 1}]}}',
     "Telemetry": '{"deviceId": "d-1", "value": 21.5, "readAt": "2026-12-02T10:00:00Z"}',
 }
-
-
-def _method_template(template: dict[str, Any], http_method: str) -> Any:
-    for resource in template["Resources"].values():
-        props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::ApiGateway::Method" and props.get("HttpMethod") == http_method:
-            return props["Integration"]["RequestTemplates"]["application/json"]
-    raise KeyError(f"no {http_method} method in the template")
 
 
 def _invocations(report: Any, logical_id: str) -> int:

@@ -84,10 +84,16 @@ class Util:
 
 
 def render(
-    template: str, body: str, params: dict[str, str] | None = None
+    template: str,
+    body: str,
+    params: dict[str, str] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """The rendered text and ``$context`` (e.g. ``["responseOverride"]["status"]``)."""
-    context: dict[str, Any] = {"responseOverride": {"status": None, "header": {}}}
+    """The rendered text and ``$context`` (e.g. ``["responseOverride"]["status"]``).
+
+    :param context: more ``$context`` values (``requestId``, ``error.messageString``…).
+    """
+    context = {"responseOverride": {"status": None, "header": {}}, **(context or {})}
     output = airspeed.Template(template).merge(
         {"input": Input(body, params), "util": Util(), "context": context}
     )

@@ -1,6 +1,7 @@
-"""Amazon API Gateway (every ``AWS::ApiGateway::`` type): skipped, since its integrations do
-not execute in moto; the sandbox renders the ingest API's request mapping instead
-(:mod:`conveyor.sandbox.vtl`). REST APIs, deployments, resources and keys get synthetic ids."""
+"""Amazon API Gateway (every ``AWS::ApiGateway::`` type): not created in moto, whose
+integrations do not execute; the sandbox serves the REST APIs itself
+(:mod:`conveyor.sandbox.apis`) from these resources' resolved properties. REST APIs,
+deployments, resources and keys get synthetic ids."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from conveyor.sandbox.providers.base import ResourceProvider, Skipped, Synthetic
 from conveyor.sandbox.providers.values import short_id
 
 REASON = (
-    "API Gateway integrations do not execute in moto; the sandbox renders the ingest API's "
-    "request mapping instead"
+    "not created in moto (its integrations do not execute): the sandbox serves the REST APIs "
+    "itself at /restapis/<id>/<stage>/_user_request_/<path>"
 )
 
 
@@ -30,10 +31,24 @@ def _short_attribute(attribute: str, length: int) -> Synthetic:
 
 PROVIDERS = (
     ResourceProvider("AWS::ApiGateway::", skip_reason=REASON),
-    ResourceProvider("AWS::ApiGateway::RestApi", attributes=_rest_api),
-    ResourceProvider("AWS::ApiGateway::Deployment", attributes=_short_attribute("DeploymentId", 6)),
-    ResourceProvider("AWS::ApiGateway::Resource", attributes=_short_attribute("ResourceId", 6)),
-    ResourceProvider("AWS::ApiGateway::ApiKey", attributes=_short_attribute("APIKeyId", 10)),
-    ResourceProvider("AWS::ApiGateway::Stage", name_property="StageName"),
-    ResourceProvider("AWS::ApiGateway::Model", name_property="Name"),
+    ResourceProvider("AWS::ApiGateway::RestApi", attributes=_rest_api, keep_properties=True),
+    ResourceProvider(
+        "AWS::ApiGateway::Deployment",
+        attributes=_short_attribute("DeploymentId", 6),
+        keep_properties=True,
+    ),
+    ResourceProvider(
+        "AWS::ApiGateway::Resource",
+        attributes=_short_attribute("ResourceId", 6),
+        keep_properties=True,
+    ),
+    ResourceProvider(
+        "AWS::ApiGateway::ApiKey", attributes=_short_attribute("APIKeyId", 10), keep_properties=True
+    ),
+    ResourceProvider("AWS::ApiGateway::Stage", name_property="StageName", keep_properties=True),
+    ResourceProvider("AWS::ApiGateway::Model", name_property="Name", keep_properties=True),
+    *(
+        ResourceProvider(f"AWS::ApiGateway::{kind}", keep_properties=True)  # sandbox.apis
+        for kind in ("Method", "RequestValidator", "GatewayResponse", "UsagePlan", "UsagePlanKey")
+    ),
 )

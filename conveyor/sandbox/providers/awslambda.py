@@ -46,6 +46,7 @@ def _lambda_function(ctx: ProviderContext, props: dict[str, Any]) -> DeployedRes
         environment={str(k): text(v) for k, v in variables.items()},
         timeout_s=int(props.get("Timeout", 3)),
         runtime=str(runtime),
+        log_group=str((props.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"),
     )
     ctx.stack.functions[ctx.logical_id] = spec
     ctx.state.functions[arn] = (ctx.stack_name, ctx.logical_id)

@@ -229,6 +229,8 @@ class ResourceProvider:
         its name (``name_property``) or ``<name>-<hash>``.
     :param provider_note: appended to the skip reason of a custom resource provider function
         serving this (custom) type.
+    :param keep_properties: a skipped type whose resolved properties the run side reads
+        (``DeployedResource.properties``; e.g. API Gateway, served by ``sandbox.apis``).
     """
 
     type: str
@@ -240,6 +242,7 @@ class ResourceProvider:
     name_property: str | None = None
     attributes: Synthetic | None = None
     provider_note: str = ""
+    keep_properties: bool = False
 
     @property
     def is_prefix(self) -> bool:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from conveyor.sandbox.execution import ExecutionEnvironment
+from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.sources.queues import Queues
 from conveyor.sandbox.traces import FunctionStats, InvocationResult, PumpReport, TraceEvent
@@ -63,8 +64,10 @@ class Delivery:
         fail_unflagged_batch_failures: bool,
         session: Any = None,
         endpoint_url: str | None = None,
+        on_invocation: Callable[[InvocationRecord], None] | None = None,
     ) -> None:
         self.deployment = deployment
+        self._on_invocation = on_invocation
         self._session = session
         self._endpoint_url = endpoint_url
         self._clients: dict[str, Any] = {}
@@ -210,6 +213,19 @@ class Delivery:
         self._emit_invocation("invoke", target, route, message_ids, details)
         result = target.invoke(payload, request_id=request_id, attempt=attempt)
         self._result(target, result, route, message_ids, records)
+        if self._on_invocation is not None:  # the one place every invocation is logged
+            source = f"{route.kind} {route.source}" if route is not None else "direct"
+            self._on_invocation(
+                InvocationRecord(
+                    source=source,
+                    function_name=target.spec.name,
+                    function=target.spec.logical_id,
+                    stack=target.stack,
+                    records=records,
+                    result=result,
+                    log_group=target.spec.log_group,
+                )
+            )
         return result
 
     def _emit_invocation(
