@@ -157,11 +157,12 @@ def main() -> int:
     app_s, base_s = bench_synth(synth_runs)
     print(f"cold imports: {import_runs} interleaved runs each ...", flush=True)
     imports = bench_imports(import_runs)
+    filter_lines = filters.section()  # no assembly needed: measured first
     sandbox_lines = sandbox.sections()
     print("streaming: shard balance and stream throughput ...", flush=True)
     with sandbox._assembly() as assembly:
         sandbox_lines += streaming.section(assembly)
-    sandbox_lines += filters.section()
+    sandbox_lines += filter_lines
     node = subprocess.run(
         ["node", "--version"], env=environment(), capture_output=True, text=True, check=False
     ).stdout.strip()
