@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
@@ -81,6 +81,10 @@ def secure_bucket(
     )
     if isinstance(server_access_logs_bucket, s3.Bucket):
         _allow_log_delivery(server_access_logs_bucket, bucket, server_access_logs_prefix)
+        Annotations.of(bucket).acknowledge_warning(
+            "@aws-cdk/aws-s3:accessLogsPolicyNotAdded",
+            "the logging bucket's policy statement is added by secure_bucket itself",
+        )
     if server_access_logs_bucket is None:
         acknowledge(
             bucket,
