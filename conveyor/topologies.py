@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import jsii
-from aws_cdk import App, Aspects, Environment, IAspect, Stack, Tags, Validations
+from aws_cdk import App, Aspects, Environment, IAspect, RemovalPolicy, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from constructs import IConstruct
 from conveyor.review import REVIEW_METADATA_KEY, REVIEW_PACKS
 from conveyor.settings import Settings
+from conveyor.stacks.accounts import AccountsStack
 from conveyor.stacks.image_pipeline import ImagePipelineStack
+from conveyor.stacks.order_choreography import OrderChoreographyStack
 from conveyor.stacks.order_events import OrderEventsStack
 from conveyor.stacks.order_fulfillment import OrderFulfillmentStack
 from conveyor.stacks.order_pipeline import OrderPipelineStack
@@ -83,6 +85,20 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             app,
             stack_name(settings, "Telemetry"),
             description="Conveyor telemetry: devices -> Kinesis -> Lambda aggregates -> DynamoDB",
+            **common,
+        ),
+        AccountsStack(
+            app,
+            stack_name(settings, "Accounts"),
+            description="Conveyor accounts: event store (DynamoDB) -> streams -> read model, bus",
+            # The store is the only copy of the state: protected wherever resources are kept.
+            deletion_protection=settings.removal_policy == RemovalPolicy.RETAIN,
+            **common,
+        ),
+        OrderChoreographyStack(
+            app,
+            stack_name(settings, "OrderChoreography"),
+            description="Conveyor order choreography: order, stock, billing, notification",
             **common,
         ),
     ]
