@@ -21,6 +21,7 @@ TRACE_KINDS = (
     "deliver",  # a Firehose buffer written to its destination as one object
     "execution",  # a Step Functions execution started by an event (details["execution"])
     "warning",  # a configuration or handler problem worth seeing (details["problem"])
+    "filter",  # stream records that matched no FilterCriteria: consumed, not invoked
 )
 
 

@@ -34,7 +34,7 @@ class Account:
     owner: str = ""
     phone: str = ""
     status: str = ""  # "" until CompteCréé, then OPEN
-    balance: int = 0  # cents
+    balance: int = 0  # whole units of the currency
 
     @property
     def opened(self) -> bool:
@@ -81,7 +81,7 @@ def amount_of(body: Mapping[str, Any]) -> int:
     amount = body.get(contract.AMOUNT)
     if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
         raise CommandRejected(
-            f"{contract.AMOUNT} must be a positive integer (cents), got {amount!r}",
+            f"{contract.AMOUNT} must be a positive integer, got {amount!r}",
             status=400,
             code="InvalidAmount",
         )

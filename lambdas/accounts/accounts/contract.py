@@ -32,7 +32,7 @@ WITHDRAWALS_RESOURCE: Final = "withdrawals"
 # Request bodies: {"owner": ..., "phone": ...} to open; {"amount": n, "expectedVersion": v?}.
 OWNER: Final = "owner"
 PHONE: Final = "phone"
-AMOUNT: Final = "amount"  # a positive integer, in cents
+AMOUNT: Final = "amount"  # a positive integer (whole units of the account's currency)
 EXPECTED_VERSION: Final = "expectedVersion"  # optional: fail with 409 if the account moved
 CORRELATION_HEADER: Final = "X-Correlation-Id"
 # The balance read model: partition key accountId; balance, owner, status, lastVersion.

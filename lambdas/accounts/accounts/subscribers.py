@@ -21,6 +21,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 from handler_kit.clients import lazy_client
 from handler_kit.consumer import load_settings, log_invocation_failure, reject_malformed
 from handler_kit.contract import (
@@ -40,7 +41,6 @@ from .config import AuditSettings, NotificationSettings
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
-    from botocore.exceptions import ClientError
 
 __all__ = ["audit_handler", "notification_handler"]
 
@@ -52,6 +52,7 @@ _dynamodb_client = lazy_client("dynamodb")
 _sns_client = lazy_client("sns")
 NOTIFICATION_SERVICE = "accounts-notification"
 _send_once: Any = None
+_idempotency: Any = None
 
 
 class MalformedEvent(ValueError):
@@ -86,8 +87,8 @@ def sms_text(event: StoredEvent) -> str:
     if event.type == contract.ACCOUNT_OPENED:
         return f"Welcome {event.data.get(contract.OWNER)}: your account is open."
     if event.type == contract.DEPOSITED:
-        return f"Deposit of {amount / 100:.2f} received."
-    return f"Withdrawal of {amount / 100:.2f} made."
+        return f"Deposit of {amount} received."
+    return f"Withdrawal of {amount} made."
 
 
 def _send(event: dict[str, Any]) -> dict[str, Any]:
@@ -117,16 +118,18 @@ def _notifier() -> Any:
         expires = positive_int(
             os.environ, IDEMPOTENCY_EXPIRES_AFTER_SECONDS, 24 * 3600, unit="seconds"
         )
+        global _idempotency  # noqa: PLW0603
+        _idempotency = idempotency_config(
+            "eventId",
+            expires,
+            duplicate_hook(logger, metrics, "Duplicate event: the customer was notified"),
+        )
         _send_once = once(
             _send,
             data_keyword_argument="event",
             table=settings.idempotency_table,
             client=_dynamodb_client(),
-            config=idempotency_config(
-                "eventId",
-                expires,
-                duplicate_hook(logger, metrics, "Duplicate event: the customer was notified"),
-            ),
+            config=_idempotency,
             key_prefix=NOTIFICATION_SERVICE,
         )
     return _send_once
@@ -137,8 +140,10 @@ def _notifier() -> Any:
 def notification_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     load_settings(logger, metrics, _notification_settings, scope="the event")
     stored = _event(event)
+    notify = _notifier()
+    _idempotency.register_lambda_context(context)
     try:
-        result: dict[str, Any] = _notifier()(event=stored.as_json())
+        result: dict[str, Any] = notify(event=stored.as_json())
     except Exception as exc:
         log_invocation_failure(logger, metrics, exc, metric=RECORDS_FAILED)
         raise
@@ -179,12 +184,5 @@ def audit_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 
 
 def _is_duplicate(exc: Exception) -> bool:
-    from botocore.exceptions import ClientError
+    return isinstance(exc, ClientError) and is_conditional_check_failed(exc)
 
-    return isinstance(exc, ClientError) and is_conditional_check_failed(
-        exc  # type: ignore[arg-type]
-    )
-
-
-if TYPE_CHECKING:  # pragma: no cover - keeps the ClientError import for type checkers
-    _unused: ClientError
