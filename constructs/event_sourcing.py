@@ -141,7 +141,10 @@ class EventStore(Construct):
             )
         self.snapshot_every = snapshot_every
         self.encryption_key: kms.IKey = encryption_key or new_key(
-            self, "Key", description=f"Encrypts the event store {path}", removal_policy=removal_policy
+            self,
+            "Key",
+            description=f"Encrypts the event store {path}",
+            removal_policy=removal_policy,
         )
         self.table = _table(
             self,

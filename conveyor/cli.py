@@ -3,7 +3,7 @@
     conveyor sandbox up [--once] [--detach] [--port 4566] [--assembly cdk.out]
     conveyor sandbox status
     conveyor sandbox down
-    conveyor trace <Topology> [--assembly cdk.out]
+    conveyor trace <Topology> [--assembly cdk.out] [--correlation-id ID | --order ORDER]
     conveyor diagram [STACK…] [--assembly cdk.out] [--format mermaid|svg|png|dot]
     conveyor cost [STACK…] [--events 1000000] [--payload-kb 1] [--region eu-west-3]
 
@@ -214,12 +214,18 @@ def trace(args: argparse.Namespace) -> int:
         session = _session()
         deployment = deploy(Path(args.assembly), session=session, stack_names=names)
         started = time.perf_counter()
+        follow = bool(args.correlation_id or args.order)
 
         def show(event: Any) -> None:
+            if follow:  # only the correlated log lines, at the end
+                return
             elapsed = (time.perf_counter() - started) * 1000
             print(f"  {elapsed:8.1f} ms  {_describe(event)}")
 
-        runtime = Runtime(deployment, session=session, on_event=show)
+        from conveyor.sandbox.choreography import CorrelationTrace
+
+        correlated = CorrelationTrace(forward=show)
+        runtime = Runtime(deployment, session=session, on_event=correlated)
         scenario = scenario_type(deployment, runtime, session)
         if args.event:
             print(f"▶ {scenario.topology}: the event in {args.event}")
@@ -230,17 +236,42 @@ def trace(args: argparse.Namespace) -> int:
                 f"processed, {report.records_failed} failed, {report.moved_to_dlq} moved to "
                 f"a DLQ, {report.on_failure} sent to on-failure queues"
             )
-            return 0
+            return _print_correlated(args, scenario, correlated)
         print(f"▶ {scenario.topology}: {scenario.description}")
         checks = scenario.run()
         for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
             print(line)
+        if follow and _print_correlated(args, scenario, correlated):
+            return 2
     for item in checks:
         print(
             f"   {'✓' if item.ok else '✗'} {item.name}"
             + ("" if item.ok else f" (expected {item.expected}, observed {item.observed})")
         )
     return 0 if all(c.ok for c in checks) else 1
+
+
+def _print_correlated(args: argparse.Namespace, scenario: Any, correlated: Any) -> int:
+    """Print the log lines of one correlation id (``--correlation-id``, or the one of
+    ``--order``); 0, or 2 when there is nothing to follow."""
+    from conveyor.sandbox.choreography import render
+
+    correlation_id = args.correlation_id
+    if args.order:
+        correlation_id = getattr(scenario, "correlation_ids", {}).get(args.order)
+        if correlation_id is None:
+            print(f"no order {args.order!r} was placed by this run")
+            return 2
+    if not correlation_id:
+        return 0
+    lines = correlated.lines(correlation_id)
+    if not lines:
+        known = ", ".join(correlated.correlation_ids()[:10]) or "none"
+        print(f"no log line carries correlation id {correlation_id!r} (seen: {known})")
+        return 2
+    for line in render(lines, correlation_id):
+        print(line)
+    return 0
 
 
 def _describe(event: Any) -> str:
@@ -424,6 +455,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--event",
         help="a JSON file to send instead of the demo; shapes: "
         + "; ".join(f"{k}: {v}" for k, v in EVENT_SHAPES.items()),
+    )
+    trace_parser.add_argument(
+        "--correlation-id",
+        help="print only the handlers' log lines carrying this correlation id (Powertools "
+        "Logger correlation_id), across every function of the topology",
+    )
+    trace_parser.add_argument(
+        "--order",
+        help="OrderChoreography: follow this order of the demo (e.g. order-1, order-2) by the "
+        "correlation id created with it",
     )
     trace_parser.set_defaults(handler=trace)
     add_diagram_and_cost(commands)

@@ -109,9 +109,7 @@ class OrderChoreographyStack(Stack):
                 handler=HANDLER_OF[service],
                 environment={
                     contract.EVENT_BUS_NAME: self.router.bus.event_bus_name,
-                    **{
-                        variable: self.tables[name].table_name for variable, name in tables.items()
-                    },
+                    **{variable: self.tables[name].table_name for variable, name in tables.items()},
                     **self.idempotency.environment,
                     kit.POWERTOOLS_SERVICE_NAME: service,
                     kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/OrderChoreography",

@@ -115,9 +115,7 @@ class AccountsDemo:
             ExpressionAttributeValues={":id": {"S": account_id}},
             ConsistentRead=True,
         )["Items"]
-        return [
-            (int(i["version"]["N"]), i["type"]["S"], json.loads(i["data"]["S"])) for i in items
-        ]
+        return [(int(i["version"]["N"]), i["type"]["S"], json.loads(i["data"]["S"])) for i in items]
 
     def read_model(self, table_output: str = "BalancesTableName") -> dict[str, tuple[int, int]]:
         """accountId → (balance, lastVersion) of a read model table."""
@@ -136,7 +134,9 @@ class AccountsDemo:
     def audited(self) -> list[tuple[str, int, str]]:
         """(accountId, version, type) of every audited event, sorted."""
         items = self.client("dynamodb").scan(TableName=self.output("AuditTableName"))["Items"]
-        return sorted((i["aggregateId"]["S"], int(i["version"]["N"]), i["type"]["S"]) for i in items)
+        return sorted(
+            (i["aggregateId"]["S"], int(i["version"]["N"]), i["type"]["S"]) for i in items
+        )
 
     def subscribe_sms(self) -> str:
         """An SQS queue subscribed to the notifications topic (what an SMS provider would
@@ -158,9 +158,7 @@ class AccountsDemo:
         sqs = self.client("sqs")
         texts: list[str] = []
         while True:
-            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-                "Messages", []
-            )
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
                 return sorted(texts)
             for message in messages:

@@ -54,8 +54,9 @@ def apply(state: Account, event: StoredEvent) -> Account:
         )
     data = event.data
     if event.type == contract.ACCOUNT_OPENED:
-        return Account(owner=str(data[contract.OWNER]), phone=str(data.get(contract.PHONE, "")),
-                       status=OPEN)
+        return Account(
+            owner=str(data[contract.OWNER]), phone=str(data.get(contract.PHONE, "")), status=OPEN
+        )
     if event.type == contract.DEPOSITED:
         return replace(state, balance=state.balance + int(data[contract.AMOUNT]))
     if event.type == contract.WITHDRAWN:
@@ -96,8 +97,7 @@ def decide_open(state: Account, body: Mapping[str, Any], **ids: str | None) -> l
         raise CommandRejected(f"{contract.OWNER} is required", status=400, code="InvalidOwner")
     phone = body.get(contract.PHONE, "")
     if not isinstance(phone, str):
-        raise CommandRejected(f"{contract.PHONE} must be a string", status=400,
-                              code="InvalidPhone")
+        raise CommandRejected(f"{contract.PHONE} must be a string", status=400, code="InvalidPhone")
     data = {contract.OWNER: owner.strip(), contract.PHONE: phone}
     return [_event(contract.ACCOUNT_OPENED, data, **ids)]
 

@@ -118,9 +118,7 @@ def _run(
         logger.warning("Concurrency conflict: nothing appended", extra={"reason": str(exc)})
         return _json(409, {"error": "ConcurrencyConflict", "message": str(exc)})
     count(metrics, contract.COMMANDS_ACCEPTED)
-    logger.info(
-        "Command accepted", extra={"event_type": last.type, "version": last.version}
-    )
+    logger.info("Command accepted", extra={"event_type": last.type, "version": last.version})
     answer = {
         contract.ACCOUNT_ID_PARAMETER: account_id,
         "version": last.version,
@@ -140,14 +138,14 @@ def open_account() -> Response[str]:
 
 
 @app.post(f"/{contract.ACCOUNTS_RESOURCE}/<accountId>/{contract.DEPOSITS_RESOURCE}")
-def deposit(accountId: str) -> Response[str]:  # noqa: N803 - the path parameter's name
+def deposit(accountId: str) -> Response[str]:
     body = _body()
     with logger.append_context_keys(account_id=accountId, command="Deposit"):
         return _run(accountId, account.decide_deposit, body)
 
 
 @app.post(f"/{contract.ACCOUNTS_RESOURCE}/<accountId>/{contract.WITHDRAWALS_RESOURCE}")
-def withdraw(accountId: str) -> Response[str]:  # noqa: N803 - the path parameter's name
+def withdraw(accountId: str) -> Response[str]:
     body = _body()
     with logger.append_context_keys(account_id=accountId, command="Withdraw"):
         return _run(accountId, account.decide_withdraw, body)

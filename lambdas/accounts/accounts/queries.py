@@ -35,12 +35,10 @@ _dynamodb_client = lazy_client("dynamodb")
 
 
 @app.get(f"/{contract.ACCOUNTS_RESOURCE}/<accountId>")
-def balance(accountId: str) -> Response[str]:  # noqa: N803 - the path parameter's name
+def balance(accountId: str) -> Response[str]:
     item = (
         _dynamodb_client()
-        .get_item(
-            TableName=_settings().read_model_table, Key={ES_AGGREGATE_ID: {"S": accountId}}
-        )
+        .get_item(TableName=_settings().read_model_table, Key={ES_AGGREGATE_ID: {"S": accountId}})
         .get("Item")
     )
     if not item:

@@ -110,7 +110,7 @@ def _send(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _notifier() -> Any:
-    global _send_once  # noqa: PLW0603 - built once per execution environment (settings first)
+    global _send_once
     if _send_once is None:
         import os
 
@@ -118,7 +118,7 @@ def _notifier() -> Any:
         expires = positive_int(
             os.environ, IDEMPOTENCY_EXPIRES_AFTER_SECONDS, 24 * 3600, unit="seconds"
         )
-        global _idempotency  # noqa: PLW0603
+        global _idempotency
         _idempotency = idempotency_config(
             "eventId",
             expires,
@@ -185,4 +185,3 @@ def audit_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, An
 
 def _is_duplicate(exc: Exception) -> bool:
     return isinstance(exc, ClientError) and is_conditional_check_failed(exc)
-

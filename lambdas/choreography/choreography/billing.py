@@ -68,7 +68,11 @@ def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
     return [
         Outgoing(
             contract.INVOICE_CREATED,
-            {contract.CUSTOMER_ID: customer, contract.INVOICE_ID: invoice_id, contract.TOTAL: total},
+            {
+                contract.CUSTOMER_ID: customer,
+                contract.INVOICE_ID: invoice_id,
+                contract.TOTAL: total,
+            },
         )
     ]
 

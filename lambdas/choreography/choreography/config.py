@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Self
 from dataclasses import dataclass, replace
+from typing import Self
 
 from handler_kit.contract import IDEMPOTENCY_EXPIRES_AFTER_SECONDS, IDEMPOTENCY_TABLE
 from handler_kit.settings import ConfigError, positive_int, required, table

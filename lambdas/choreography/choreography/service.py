@@ -79,7 +79,9 @@ class Message:
                 "differ"
             )
         if detail.get(contract.SCHEMA) != contract.SCHEMA_VERSION:
-            raise MalformedEvent(f"{contract.SCHEMA} {detail.get(contract.SCHEMA)!r} is not supported")
+            raise MalformedEvent(
+                f"{contract.SCHEMA} {detail.get(contract.SCHEMA)!r} is not supported"
+            )
         causation = detail.get(contract.CAUSATION_ID)
         return cls(
             event_id=detail[contract.EVENT_ID],

@@ -106,7 +106,9 @@ def reserve(message: Message, settings: StockSettings) -> list[Outgoing]:
             )
         ]
     logger.info("Stock reserved", extra={"lines": len(lines)})
-    return [Outgoing(contract.STOCK_UPDATED, {contract.CUSTOMER_ID: customer, contract.LINES: lines})]
+    return [
+        Outgoing(contract.STOCK_UPDATED, {contract.CUSTOMER_ID: customer, contract.LINES: lines})
+    ]
 
 
 def _missing(client: Any, settings: StockSettings, lines: list[dict[str, Any]]) -> list[Any]:

@@ -135,7 +135,9 @@ def outbox_handler(
 
     def handler(event: dict[str, Any], context: LambdaContext) -> Any:
         # A configuration error fails the batch before anything is published.
-        load_settings(logger, metrics, settings, scope="the whole batch", failed=record_count(event))
+        load_settings(
+            logger, metrics, settings, scope="the whole batch", failed=record_count(event)
+        )
         failed_aggregates.clear()
         try:
             return process_partial_response(

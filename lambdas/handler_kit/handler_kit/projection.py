@@ -73,9 +73,7 @@ class Projection(Generic[S]):
         """Apply ``event`` to its read model item: APPLIED, DUPLICATE or CAUGHT_UP."""
         key = {ES_AGGREGATE_ID: {"S": event.aggregate_id}}
         item = (
-            self.client()
-            .get_item(TableName=self.table, Key=key, ConsistentRead=True)
-            .get("Item")
+            self.client().get_item(TableName=self.table, Key=key, ConsistentRead=True).get("Item")
         )
         attributes = _plain(item) if item else None
         last = int(attributes.pop(ES_LAST_VERSION)) if attributes else 0
