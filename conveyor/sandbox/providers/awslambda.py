@@ -70,6 +70,10 @@ def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> Deploy
             "EventSourceArn",
             f"only SQS, Kinesis and DynamoDB Streams event sources run ({source})",
         )
+    if arn_service(source) == "sqs" and props.get("FilterCriteria"):
+        raise ctx.unsupported(
+            "FilterCriteria", "filters run on stream mappings only (Kinesis, DynamoDB Streams)"
+        )
     function = ctx.function_for(str(props.get("FunctionName", "")), "FunctionName")
     mapping_id = stable_uuid(ctx.stack_name, ctx.logical_id)
     arn = f"arn:{PARTITION}:lambda:{REGION}:{ACCOUNT_ID}:event-source-mapping:{mapping_id}"
@@ -79,10 +83,6 @@ def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> Deploy
     if arn_service(source) in ("kinesis", "dynamodb"):
         ctx.stack.routes.append(_kinesis_route(ctx, props, source, function.logical_id, mapping_id))
         return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
-    if props.get("FilterCriteria"):
-        raise ctx.unsupported(
-            "FilterCriteria", "filters run on stream mappings only (Kinesis, DynamoDB Streams)"
-        )
     ctx.stack.routes.append(
         Route(
             kind="sqs",
