@@ -151,7 +151,9 @@ def test_the_outbox_publishes_every_insert_and_may_put_events_on_its_bus(templat
                         Match.object_like(
                             {
                                 "Action": "events:PutEvents",
-                                "Resource": {"Fn::GetAtt": [Match.string_like_regexp("^Bus"), "Arn"]},
+                                "Resource": {
+                                    "Fn::GetAtt": [Match.string_like_regexp("^Bus"), "Arn"]
+                                },
                             }
                         )
                     ]

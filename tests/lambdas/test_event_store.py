@@ -107,7 +107,9 @@ def stream_records(client: Any) -> list[dict[str, Any]]:
             "eventID": r["eventID"],
             "eventName": r["eventName"],
             "eventSource": "aws:dynamodb",
-            "dynamodb": {k: v for k, v in r["dynamodb"].items() if k != "ApproximateCreationDateTime"},
+            "dynamodb": {
+                k: v for k, v in r["dynamodb"].items() if k != "ApproximateCreationDateTime"
+            },
         }
         for r in records
     ]
@@ -294,7 +296,9 @@ def test_a_concurrent_projection_write_is_a_conflict_not_a_lost_update(dynamodb)
         )
         return seen
 
-    racing = Projection(**{**view.__dict__, "client": lambda: _Racing(dynamodb, get_then_someone_else_writes)})
+    racing = Projection(
+        **{**view.__dict__, "client": lambda: _Racing(dynamodb, get_then_someone_else_writes)}
+    )
     with pytest.raises(ProjectionConflict):
         racing.project(projection.stored_event_of(second))
 
@@ -392,7 +396,7 @@ def test_after_a_failed_put_the_later_events_of_that_aggregate_wait(dynamodb, bu
     real = boto3.client("events", region_name=REGION)
 
     class FailingFirst:
-        def put_events(self, Entries: Any) -> Any:  # noqa: N803 - boto3's keyword
+        def put_events(self, Entries: Any) -> Any:
             detail = json.loads(Entries[0]["Detail"])
             calls.append(f"{detail['aggregateId']}/{detail['version']}")
             if len(calls) == 1:

@@ -16,7 +16,14 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedStack, Deployment, FunctionSpec, Route
+from conveyor.sandbox.model import (
+    ACCOUNT_ID,
+    REGION,
+    DeployedStack,
+    Deployment,
+    FunctionSpec,
+    Route,
+)
 from conveyor.sandbox.runtime import Runtime, TraceEvent
 from conveyor.sandbox.sources import Delivery, EventSource
 from conveyor.sandbox.sources.dynamodb_streams import DynamoDBStreamPoller
@@ -24,7 +31,7 @@ from conveyor.sandbox.sources.dynamodb_streams import DynamoDBStreamPoller
 STACK = "Sandbox"
 TABLE = "events"
 
-HANDLERS_PY = '''
+HANDLERS_PY = """
 import json
 import os
 
@@ -54,7 +61,7 @@ def partial(event, context):
         {"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
         for r in event["Records"] if r["dynamodb"]["NewImage"]["name"]["S"] == "poison"
     ]}
-'''
+"""
 
 
 @pytest.fixture
@@ -175,7 +182,11 @@ def test_a_poison_record_is_bisected_out_retried_then_sent_alone_to_the_on_failu
     write(dynamodb, "r0", "r1", "poison", "r3", "r4")
     url, queue_arn = failure_queue(session)
     deployed = deployment(
-        probe, arn, "raising", bisect_batch_on_error=True, max_retry_attempts=2,
+        probe,
+        arn,
+        "raising",
+        bisect_batch_on_error=True,
+        max_retry_attempts=2,
         on_failure_arn=queue_arn,
     )
     traces: list[TraceEvent] = []

@@ -15,9 +15,9 @@ METRICS_NAMESPACE = "ConveyorTest"
 use_asset("accounts", HERE)
 
 with powertools_environment(service=SERVICE_NAME, namespace=METRICS_NAMESPACE):
-    import accounts.commands  # noqa: F401
-    import accounts.projection  # noqa: F401
-    import accounts.queries  # noqa: F401
+    import accounts.commands
+    import accounts.projection
+    import accounts.queries
     import accounts.subscribers  # noqa: F401
 
 

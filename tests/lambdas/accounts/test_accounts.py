@@ -30,9 +30,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("READ_MODEL_TABLE", BALANCES)
     monkeypatch.setenv("AUDIT_TABLE", AUDIT)
     monkeypatch.setenv("IDEMPOTENCY_TABLE", IDEMPOTENCY)
-    monkeypatch.setenv(
-        "NOTIFICATION_TOPIC_ARN", f"arn:aws:sns:{REGION}:123456789012:customer-sms"
-    )
+    monkeypatch.setenv("NOTIFICATION_TOPIC_ARN", f"arn:aws:sns:{REGION}:123456789012:customer-sms")
 
 
 @pytest.fixture(autouse=True)
@@ -101,9 +99,7 @@ def open_account() -> str:
 
 
 def money(kind: str, account: str, body: Any) -> dict[str, Any]:
-    return command(
-        f"/accounts/{account}/{kind}", f"/accounts/{{accountId}}/{kind}", body, account
-    )
+    return command(f"/accounts/{account}/{kind}", f"/accounts/{{accountId}}/{kind}", body, account)
 
 
 def test_commands_append_the_courses_events_with_the_callers_correlation_id(aws):
@@ -154,12 +150,18 @@ def test_the_query_reads_the_read_model_only(aws):
         },
     )
     event = api_gateway_proxy_event(
-        "GET", "/accounts/a-1", resource="/accounts/{accountId}", path_parameters={"accountId": "a-1"}
+        "GET",
+        "/accounts/a-1",
+        resource="/accounts/{accountId}",
+        path_parameters={"accountId": "a-1"},
     )
     found = queries.handler(event, LambdaContext())
     missing = queries.handler(
         api_gateway_proxy_event(
-            "GET", "/accounts/zz", resource="/accounts/{accountId}", path_parameters={"accountId": "zz"}
+            "GET",
+            "/accounts/zz",
+            resource="/accounts/{accountId}",
+            path_parameters={"accountId": "zz"},
         ),
         LambdaContext(),
     )

@@ -15,9 +15,9 @@ METRICS_NAMESPACE = "ConveyorTest"
 use_asset("choreography", HERE)
 
 with powertools_environment(service=SERVICE_NAME, namespace=METRICS_NAMESPACE):
-    import choreography.billing  # noqa: F401
-    import choreography.notification  # noqa: F401
-    import choreography.orders  # noqa: F401
+    import choreography.billing
+    import choreography.notification
+    import choreography.orders
     import choreography.stock  # noqa: F401
 
 

@@ -192,8 +192,7 @@ def test_the_idempotency_key_is_the_event_id_and_the_service(aws):
     billing.handler(incoming, LambdaContext())
 
     keys = sorted(
-        i["id"]["S"].split("#")[0]
-        for i in aws["dynamodb"].scan(TableName="idempotency")["Items"]
+        i["id"]["S"].split("#")[0] for i in aws["dynamodb"].scan(TableName="idempotency")["Items"]
     )
     assert keys == ["facturation", "stock"]
 
@@ -251,8 +250,12 @@ def test_notification_writes_the_customers_inbox_once_per_event(aws):
 
 def test_orders_cancels_a_created_order_once(aws):
     orders.handler(
-        {"command": "PlaceOrder", "orderId": "o-1", "customerId": "c-1",
-         "lines": [{"sku": "SKU-A", "quantity": 9, "unitPrice": 1}]},
+        {
+            "command": "PlaceOrder",
+            "orderId": "o-1",
+            "customerId": "c-1",
+            "lines": [{"sku": "SKU-A", "quantity": 9, "unitPrice": 1}],
+        },
         LambdaContext(),
     )
     aws["published"]()
