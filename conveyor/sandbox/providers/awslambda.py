@@ -145,6 +145,25 @@ def _kinesis_route(
     )
 
 
+def _validate_mapping(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
+    """Before anything is created: filter criteria run on stream mappings only."""
+    if not props.get("FilterCriteria"):
+        return
+    source = props.get("EventSourceArn")
+    if isinstance(source, str):
+        on_queue = arn_service(source) == "sqs"
+    elif isinstance(source, dict) and isinstance(source.get("Fn::GetAtt"), list):
+        logical = source["Fn::GetAtt"][0]
+        resources = ctx.stack.template.get("Resources", {})
+        on_queue = resources.get(logical, {}).get("Type") == "AWS::SQS::Queue"
+    else:
+        on_queue = False
+    if on_queue:
+        raise ctx.unsupported(
+            "FilterCriteria", "filters run on stream mappings only (Kinesis, DynamoDB Streams)"
+        )
+
+
 def _event_invoke_config(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     qualifier = str(props.get("Qualifier", "$LATEST"))
     if qualifier != "$LATEST":
@@ -220,7 +239,10 @@ PROVIDERS = (
         attributes=_skipped_function,
     ),
     ResourceProvider(
-        "AWS::Lambda::EventSourceMapping", _event_source_mapping, _EVENT_SOURCE_MAPPING_PROPERTIES
+        "AWS::Lambda::EventSourceMapping",
+        _event_source_mapping,
+        _EVENT_SOURCE_MAPPING_PROPERTIES,
+        _validate_mapping,
     ),
     ResourceProvider(
         "AWS::Lambda::EventInvokeConfig",
