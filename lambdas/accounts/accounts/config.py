@@ -7,12 +7,21 @@ from dataclasses import dataclass
 
 from handler_kit.contract import (
     EVENT_STORE_TABLE,
+    IDEMPOTENCY_EXPIRES_AFTER_SECONDS,
+    IDEMPOTENCY_TABLE,
     READ_MODEL_TABLE,
     REBUILD_TABLE,
     SNAPSHOT_EVERY,
     SNAPSHOT_TABLE,
 )
-from handler_kit.settings import ConfigError, int_between, optional_table, required, table
+from handler_kit.settings import (
+    ConfigError,
+    int_between,
+    optional_table,
+    positive_int,
+    required,
+    table,
+)
 
 from . import contract
 
@@ -85,13 +94,15 @@ class NotificationSettings:
 
     topic_arn: str
     idempotency_table: str
+    idempotency_expires_after_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> NotificationSettings:
         topic = required(environ, contract.NOTIFICATION_TOPIC_ARN)
         if not topic.startswith("arn:") or ":sns:" not in topic:
             raise ConfigError(contract.NOTIFICATION_TOPIC_ARN, f"must be an SNS ARN, got {topic!r}")
-        return cls(topic, table(environ, "IDEMPOTENCY_TABLE"))
+        expires = positive_int(environ, IDEMPOTENCY_EXPIRES_AFTER_SECONDS, 24 * 3600, unit="s")
+        return cls(topic, table(environ, IDEMPOTENCY_TABLE), expires)
 
 
 @dataclass(frozen=True)

@@ -17,29 +17,27 @@ Lambda retries it, then it goes to the function's on-failure queue. Other errors
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 from handler_kit.clients import lazy_client
 from handler_kit.consumer import load_settings, log_invocation_failure, reject_malformed
-from handler_kit.contract import (
-    DUPLICATES_SKIPPED,
-    IDEMPOTENCY_EXPIRES_AFTER_SECONDS,
-    MALFORMED_MESSAGES,
-    RECORDS_FAILED,
-)
+from handler_kit.contract import DUPLICATES_SKIPPED, MALFORMED_MESSAGES, RECORDS_FAILED
 from handler_kit.event_store import MalformedStoredEvent, StoredEvent, from_json
 from handler_kit.failures import is_conditional_check_failed
 from handler_kit.idempotency import duplicate_hook, idempotency_config, once
 from handler_kit.metrics import count, new_metrics
-from handler_kit.settings import cached_settings, positive_int
+from handler_kit.settings import cached_settings
 
 from . import contract
 from .config import AuditSettings, NotificationSettings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 __all__ = ["audit_handler", "notification_handler"]
@@ -51,8 +49,6 @@ _audit_settings = cached_settings(AuditSettings)
 _dynamodb_client = lazy_client("dynamodb")
 _sns_client = lazy_client("sns")
 NOTIFICATION_SERVICE = "accounts-notification"
-_send_once: Any = None
-_idempotency: Any = None
 
 
 class MalformedEvent(ValueError):
@@ -109,30 +105,24 @@ def _send(event: dict[str, Any]) -> dict[str, Any]:
     return {"messageId": response["MessageId"]}
 
 
-def _notifier() -> Any:
-    global _send_once
-    if _send_once is None:
-        import os
-
-        settings = _notification_settings()
-        expires = positive_int(
-            os.environ, IDEMPOTENCY_EXPIRES_AFTER_SECONDS, 24 * 3600, unit="seconds"
-        )
-        global _idempotency
-        _idempotency = idempotency_config(
-            "eventId",
-            expires,
-            duplicate_hook(logger, metrics, "Duplicate event: the customer was notified"),
-        )
-        _send_once = once(
-            _send,
-            data_keyword_argument="event",
-            table=settings.idempotency_table,
-            client=_dynamodb_client(),
-            config=_idempotency,
-            key_prefix=NOTIFICATION_SERVICE,
-        )
-    return _send_once
+@functools.cache
+def _notifier() -> tuple[Callable[..., dict[str, Any]], IdempotencyConfig]:
+    """``_send`` made idempotent on the stored event's id (built once, settings first)."""
+    settings = _notification_settings()
+    config = idempotency_config(
+        "eventId",
+        settings.idempotency_expires_after_seconds,
+        duplicate_hook(logger, metrics, "Duplicate event: the customer was notified"),
+    )
+    send = once(
+        _send,
+        data_keyword_argument="event",
+        table=settings.idempotency_table,
+        client=_dynamodb_client(),
+        config=config,
+        key_prefix=NOTIFICATION_SERVICE,
+    )
+    return send, config
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -140,8 +130,8 @@ def _notifier() -> Any:
 def notification_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     load_settings(logger, metrics, _notification_settings, scope="the event")
     stored = _event(event)
-    notify = _notifier()
-    _idempotency.register_lambda_context(context)
+    notify, config = _notifier()
+    config.register_lambda_context(context)
     try:
         result: dict[str, Any] = notify(event=stored.as_json())
     except Exception as exc:

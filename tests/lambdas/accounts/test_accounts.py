@@ -45,7 +45,7 @@ def reset() -> Iterator[None]:
         subscribers._notification_settings.cache_clear()
         subscribers._audit_settings.cache_clear()
         subscribers._sns_client.cache_clear()
-        subscribers._send_once = None
+        subscribers._notifier.cache_clear()
 
     clear()
     yield
