@@ -44,21 +44,24 @@ def python_function(
     log_retention: logs.RetentionDays = LOG_RETENTION,
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     description: str | None = None,
+    id_prefix: str = "",
 ) -> tuple[lambda_.Function, logs.LogGroup]:
-    """Create ``LogGroup``, ``Role`` and ``Function`` children of ``scope``."""
+    """Create ``LogGroup``, ``Role`` and ``Function`` children of ``scope`` (ids prefixed by
+    ``id_prefix``: several functions in one scope, or function ids unique in their stack,
+    which the monitoring names alarms after)."""
     log_group = logs.LogGroup(
-        scope, "LogGroup", retention=log_retention, removal_policy=removal_policy
+        scope, f"{id_prefix}LogGroup", retention=log_retention, removal_policy=removal_policy
     )
     role = iam.Role(
         scope,
-        "Role",
+        f"{id_prefix}Role",
         assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
         description=f"{scope.node.path}: its log group and what is granted explicitly",
     )
     log_group.grant_write(role)
     function = lambda_.Function(
         scope,
-        "Function",
+        f"{id_prefix}Function",
         code=code,
         handler=handler,
         runtime=runtime or RUNTIME,

@@ -4,7 +4,7 @@
     conveyor sandbox status
     conveyor sandbox down
     conveyor logs FUNCTION [--follow]
-    conveyor trace STACK [--assembly cdk.out] [--event FILE]
+    conveyor trace STACK [--assembly cdk.out] [--event FILE] [--correlation-id ID | --order ORDER]
     conveyor diagram [STACK…] [--assembly cdk.out] [--format mermaid|svg|png|dot]
     conveyor cost [STACK…] [--events 1000000] [--payload-kb 1] [--region eu-west-3]
 
@@ -367,12 +367,17 @@ def trace(args: argparse.Namespace) -> int:
         deployment = deploy(Path(args.assembly), session=session, stack_names=names)
         started = time.perf_counter()
         metrics: dict[str, float] = {}
+        follow = bool(args.correlation_id or args.order)
 
         def show(trace_event: Any) -> None:
+            if follow:  # only the correlated log lines, at the end
+                return
             elapsed = (time.perf_counter() - started) * 1000
             print(f"  {elapsed:8.1f} ms  {_describe(trace_event)}")
 
         def show_invocation(record: Any) -> None:
+            if follow:
+                return
             output = (record.result.stdout + record.result.stderr).splitlines()
             for line in output:
                 if line.strip() and '"_aws"' not in line:
@@ -386,15 +391,23 @@ def trace(args: argparse.Namespace) -> int:
                         if isinstance(value, int | float):
                             metrics[metric["Name"]] = metrics.get(metric["Name"], 0) + value
 
-        runtime = Runtime(deployment, session=session, on_event=show, on_invocation=show_invocation)
+        from conveyor.sandbox.choreography import CorrelationTrace
+
+        correlated = CorrelationTrace(forward=show)
+        runtime = Runtime(
+            deployment, session=session, on_event=correlated, on_invocation=show_invocation
+        )
         if event is not None:
-            return _trace_event(args, deployment, name, runtime, session, event, metrics)
+            status = _trace_event(args, deployment, name, runtime, session, event, metrics)
+            return _print_correlated(args, None, correlated) or status
         assert scenario_type is not None
         scenario = scenario_type(deployment, runtime, session)
         print(f"▶ {scenario.topology}: {scenario.description}")
         checks = scenario.run()
         for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
             print(line)
+        if follow and _print_correlated(args, scenario, correlated):
+            return 2
     for item in checks:
         print(
             f"   {'✓' if item.ok else '✗'} {item.name}"
@@ -469,6 +482,29 @@ def _trace_event(
             print(f"   ended in {lid}: {count} message(s); " + "; ".join(reasons[-count:]))
     if metrics:
         print("   metrics: " + ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
+    return 0
+
+
+def _print_correlated(args: argparse.Namespace, scenario: Any, correlated: Any) -> int:
+    """Print the log lines of one correlation id (``--correlation-id``, or the one of
+    ``--order``); 0, or 2 when there is nothing to follow."""
+    from conveyor.sandbox.choreography import render
+
+    correlation_id = args.correlation_id
+    if args.order:
+        correlation_id = getattr(scenario, "correlation_ids", {}).get(args.order)
+        if correlation_id is None:
+            print(f"no order {args.order!r} was placed by this run")
+            return 2
+    if not correlation_id:
+        return 0
+    lines = correlated.lines(correlation_id)
+    if not lines:
+        known = ", ".join(correlated.correlation_ids()[:10]) or "none"
+        print(f"no log line carries correlation id {correlation_id!r} (seen: {known})")
+        return 2
+    for line in render(lines, correlation_id):
+        print(line)
     return 0
 
 
@@ -777,6 +813,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         '{"queue"|"topic"|"bus"|"stream"|"bucket"|"function": NAME (optional when the stack '
         'has one), ...}, or {"api": "POST /orders", "body": {...}}. The demos also take: '
         + "; ".join(f"{k}: {v}" for k, v in EVENT_SHAPES.items()),
+    )
+    trace_parser.add_argument(
+        "--correlation-id",
+        help="print only the handlers' log lines carrying this correlation id (Powertools "
+        "Logger correlation_id), across every function of the topology",
+    )
+    trace_parser.add_argument(
+        "--order",
+        help="OrderChoreography: follow this order of the demo (e.g. order-1, order-2) by the "
+        "correlation id created with it",
     )
     trace_parser.set_defaults(handler=trace)
     logs_parser = commands.add_parser(

@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import App, Environment, Stack, Tags
+from aws_cdk import App, Environment, RemovalPolicy, Stack, Tags
 
 from conveyor.review import attach_review
 from conveyor.settings import Settings
+from conveyor.stacks.accounts import AccountsStack
 from conveyor.stacks.image_pipeline import ImagePipelineStack
+from conveyor.stacks.order_choreography import OrderChoreographyStack
 from conveyor.stacks.order_events import OrderEventsStack
 from conveyor.stacks.order_fulfillment import OrderFulfillmentStack
 from conveyor.stacks.order_pipeline import OrderPipelineStack
@@ -82,6 +84,20 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             app,
             stack_name(settings, "Telemetry"),
             description="Conveyor telemetry: devices -> Kinesis -> Lambda aggregates -> DynamoDB",
+            **common,
+        ),
+        AccountsStack(
+            app,
+            stack_name(settings, "Accounts"),
+            description="Conveyor accounts: event store (DynamoDB) -> streams -> read model, bus",
+            # The store is the only copy of the state: protected wherever resources are kept.
+            deletion_protection=settings.removal_policy == RemovalPolicy.RETAIN,
+            **common,
+        ),
+        OrderChoreographyStack(
+            app,
+            stack_name(settings, "OrderChoreography"),
+            description="Conveyor order choreography: order, stock, billing, notification",
             **common,
         ),
     ]

@@ -22,6 +22,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import time
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -278,6 +280,26 @@ def kinesis_event(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"Records": list(records)}
 
 
+def dynamodb_stream_record(
+    record: Mapping[str, Any], *, stream_arn: str, region: str
+) -> dict[str, Any]:
+    """One record of a DynamoDB Streams → Lambda event, from a ``GetRecords`` record (boto3
+    shape: ``ApproximateCreationDateTime`` a datetime): Lambda's shape, epoch seconds."""
+    body = dict(record["dynamodb"])
+    created = body.get("ApproximateCreationDateTime")
+    if isinstance(created, datetime):
+        body["ApproximateCreationDateTime"] = float(int(created.timestamp()))
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": body,
+        "eventSourceARN": stream_arn,
+    }
+
+
 def stream_failure_record(
     records: Sequence[Mapping[str, Any]],
     *,
@@ -290,13 +312,27 @@ def stream_failure_record(
     function_error: str | None,
     timestamp: str | None = None,
 ) -> dict[str, Any]:
-    """What a Kinesis mapping's on-failure destination receives for a batch it gave up on
+    """What a Kinesis (``KinesisBatchInfo``) or DynamoDB Streams (``DDBStreamBatchInfo``)
+    mapping's on-failure destination receives for a batch it gave up on
     (``condition``: ``RetryAttemptsExhausted`` or ``RecordAgeExceeded``): the shard and the
     sequence range, not the records (an S3 destination adds ``payload``: the event)."""
 
+    dynamodb = "dynamodb" in records[0]  # a DynamoDB Streams batch (else Kinesis)
+
     def arrival(event_record: Mapping[str, Any]) -> str:
-        seconds = float(event_record["kinesis"]["approximateArrivalTimestamp"])
+        seconds = float(
+            event_record["dynamodb"]["ApproximateCreationDateTime"]
+            if dynamodb
+            else event_record["kinesis"]["approximateArrivalTimestamp"]
+        )
         return iso_timestamp(datetime.fromtimestamp(seconds, UTC))
+
+    def sequence(event_record: Mapping[str, Any]) -> str:
+        return str(
+            event_record["dynamodb"]["SequenceNumber"]
+            if dynamodb
+            else event_record["kinesis"]["sequenceNumber"]
+        )
 
     failure: dict[str, Any] = {
         "requestContext": {
@@ -307,10 +343,10 @@ def stream_failure_record(
         },
         "version": "1.0",
         "timestamp": timestamp or iso_timestamp(),
-        "KinesisBatchInfo": {
+        ("DDBStreamBatchInfo" if dynamodb else "KinesisBatchInfo"): {
             "shardId": shard_id,
-            "startSequenceNumber": records[0]["kinesis"]["sequenceNumber"],
-            "endSequenceNumber": records[-1]["kinesis"]["sequenceNumber"],
+            "startSequenceNumber": sequence(records[0]),
+            "endSequenceNumber": sequence(records[-1]),
             "approximateArrivalOfFirstRecord": arrival(records[0]),
             "approximateArrivalOfLastRecord": arrival(records[-1]),
             "batchSize": len(records),
@@ -324,3 +360,44 @@ def stream_failure_record(
             "functionError": function_error,
         }
     return failure
+
+
+def api_gateway_proxy_event(
+    method: str,
+    path: str,
+    *,
+    resource: str,
+    path_parameters: Mapping[str, str] | None = None,
+    body: Any = None,
+    headers: Mapping[str, str] | None = None,
+    stage: str = "v1",
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """A REST API (v1) Lambda proxy integration event: what API Gateway sends the function
+    for ``method path`` matched by ``resource`` (e.g. ``/accounts/{accountId}``)."""
+
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    all_headers = {"Content-Type": "application/json", **dict(headers or {})}
+    request = request_id or str(uuid.uuid4())
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": dict(path_parameters) if path_parameters else None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "requestId": request,
+            "identity": {"sourceIp": "127.0.0.1", "userAgent": "conveyor-sandbox"},
+            "requestTimeEpoch": int(time.time() * 1000),
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }

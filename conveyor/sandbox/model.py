@@ -61,7 +61,8 @@ class Route:
     batching_window_s: int = 0
     report_batch_item_failures: bool = False
     fifo: bool = False
-    # kind "kinesis" (a Kinesis event source mapping; queue_url is "", queue_arn the stream):
+    # kind "kinesis" (a Kinesis event source mapping; queue_url is "", queue_arn the stream)
+    # and "dynamodb-streams" (a DynamoDB Streams mapping; queue_arn the table's stream ARN):
     # where a new mapping starts, bisect, retries (-1: forever), maximum record age (-1: none),
     # the on-failure destination's ARN (S3 bucket or SQS queue), parallelization, the mapping id.
     starting_position: str = "TRIM_HORIZON"
@@ -73,6 +74,9 @@ class Route:
     parallelization_factor: int = 1
     tumbling_window_s: int = 0
     mapping_id: str = ""
+    # Stream mappings ("kinesis", "dynamodb-streams"): the FilterCriteria patterns (JSON);
+    # a record matching none is consumed without an invocation.
+    filters: tuple[str, ...] = ()
     # kind "firehose" (a delivery stream reading queue_arn, a Kinesis stream; no function):
     # its destination settings (bucket, prefixes, compression, buffering, KMS key).
     options: dict[str, Any] = field(default_factory=dict)

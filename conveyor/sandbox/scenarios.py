@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from conveyor.lambdas.choreography.choreography import contract as choreography
 from conveyor.lambdas.fulfillment.fulfillment import contract as fulfillment
 from conveyor.lambdas.order_events.order_events import contract as order_events
 from conveyor.lambdas.payments.payments import contract as payments
@@ -490,6 +491,193 @@ class Telemetry(Scenario):
         )
 
 
+class Accounts(Scenario):
+    topology = "Accounts"
+    description = (
+        "the course's account: CompteCréé, DépôtEffectué(100), RetraitEffectué(30) → 70 through "
+        "the API; an overdraft refused; a stale withdrawal losing the race; read model, rebuild, "
+        "SMS and audit from the published events"
+    )
+
+    def run(self) -> list[Check]:
+        from conveyor.sandbox.accounts import AccountsDemo
+
+        demo = AccountsDemo(self.client, self.output, self.runtime, stack=self.stack.name)
+        inbox = demo.subscribe_sms()
+        opened = demo.open("Alice")
+        checks = [check("OpenAccount answers 201", 201, opened.status)]
+        account = str(opened.body.get("accountId"))
+        checks.append(check("Deposit(100) answers 200", 200, demo.deposit(account, 100).status))
+        checks.append(check("Withdraw(30) answers 200", 200, demo.withdraw(account, 30).status))
+        refused = demo.withdraw(account, 500)
+        checks.append(
+            check(
+                "Withdraw(500) refused: insufficient funds",
+                (422, "InsufficientFunds"),
+                (refused.status, refused.body.get("error")),
+            )
+        )
+        stale = demo.withdraw(account, 10, expectedVersion=2)
+        checks.append(
+            check(
+                "a withdrawal on a stale version loses the race (409, nothing appended)",
+                (409, "ConcurrencyConflict"),
+                (stale.status, stale.body.get("error")),
+            )
+        )
+        checks.append(
+            check(
+                "event store: the course's three events, versions 1-3",
+                [(1, "CompteCréé"), (2, "DépôtEffectué"), (3, "RetraitEffectué")],
+                [(v, t) for v, t, _ in demo.stored_events(account)],
+            )
+        )
+        self.runtime.pump()
+        balance = demo.balance(account)
+        checks.append(
+            check(
+                "GET /accounts/{id}: balance 70 at version 3 (the read model)",
+                (200, 70, 3),
+                (balance.status, balance.body.get("balance"), balance.body.get("version")),
+            )
+        )
+        rebuilt = demo.rebuild()
+        checks.append(check("rebuild replays one account", 1, rebuilt.get("accounts")))
+        checks.append(
+            check(
+                "rebuilt read model == live projection",
+                demo.read_model(),
+                demo.read_model("RebuildTableName"),
+            )
+        )
+        checks.append(
+            check(
+                "audit: each event once",
+                [
+                    (account, 1, "CompteCréé"),
+                    (account, 2, "DépôtEffectué"),
+                    (account, 3, "RetraitEffectué"),
+                ],
+                demo.audited(),
+            )
+        )
+        checks.append(check("an SMS per event", 3, len(demo.sms(inbox))))
+        failures = {
+            name: demo.queue_depth(name)
+            for name in (
+                "ProjectionFailureQueueUrl",
+                "OutboxFailureQueueUrl",
+                "NotificationFailureQueueUrl",
+                "AuditFailureQueueUrl",
+                "DeadLetterQueueUrl",
+            )
+        }
+        checks.append(check("failure queues empty", 0, sum(failures.values())))
+        return checks
+
+    def send(self, event: dict[str, Any]) -> None:
+        from conveyor.sandbox.accounts import AccountsDemo
+
+        demo = AccountsDemo(self.client, self.output, self.runtime, stack=self.stack.name)
+        opened = demo.open(str(event.get("owner", "Alice")))
+        account = str(opened.body.get("accountId"))
+        for amount in event.get("deposits", []):
+            demo.deposit(account, int(amount))
+        for amount in event.get("withdrawals", []):
+            demo.withdraw(account, int(amount))
+
+
+class OrderChoreography(Scenario):
+    topology = "OrderChoreography"
+    description = (
+        "two orders through Commande → Stock / Facturation → Notification (no orchestrator): "
+        "one in stock (reserved, invoiced, notified), one out of stock (StockIndisponible → "
+        "cancelled, invoice voided, customer told); a duplicate CommandeCréée changes nothing"
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.trace_lines: list[str] = []
+        self.correlation_ids: dict[str, str] = {}
+
+    def run(self) -> list[Check]:
+        from conveyor.sandbox.choreography import ChoreographyDemo
+
+        demo = ChoreographyDemo(self.client, self.output, self.runtime, stack=self.stack.name)
+        demo.tap()
+        demo.seed_stock({"SKU-A": 10, "SKU-B": 1})
+        served = demo.place("order-1", "customer-1", [("SKU-A", 2, 1500), ("SKU-B", 1, 500)])
+        self.correlation_ids["order-1"] = served.correlation_id
+        checks = [
+            check("order-1 created", "CREATED", demo.order_status("order-1")),
+            check(
+                "order-1 stock reserved", (8, 0), (demo.available("SKU-A"), demo.available("SKU-B"))
+            ),
+            check("order-1 invoiced (2×1500 + 500)", ("ISSUED", 3500), demo.invoice("order-1")),
+            check(
+                "order-1 customer notified of the invoice and the reservation",
+                [choreography.INVOICE_CREATED, choreography.STOCK_UPDATED],
+                demo.notifications("order-1"),
+            ),
+        ]
+        short = demo.place("order-2", "customer-2", [("SKU-B", 3, 500)])
+        self.correlation_ids["order-2"] = short.correlation_id
+        checks += [
+            check(
+                "order-2 cancelled (StockIndisponible)", "CANCELLED", demo.order_status("order-2")
+            ),
+            check("order-2 invoice voided", ("VOID", 1500), demo.invoice("order-2")),
+            check(
+                "order-2 customer told of the cancellation",
+                True,
+                choreography.ORDER_CANCELLED in demo.notifications("order-2"),
+            ),
+        ]
+        before = (demo.available("SKU-A"), demo.invoice("order-1"), demo.notifications("order-1"))
+        created = [
+            e
+            for e in demo.published()
+            if e["detail-type"] == choreography.ORDER_CREATED
+            and e["detail"]["orderId"] == "order-1"
+        ]
+        checks.append(check("one CommandeCréée published for order-1", 1, len(created)))
+        if created:
+            demo.redeliver(created[0])
+        checks.append(
+            check(
+                "a duplicate CommandeCréée (same eventId) changes nothing",
+                before,
+                (demo.available("SKU-A"), demo.invoice("order-1"), demo.notifications("order-1")),
+            )
+        )
+        duplicate = demo.place("order-1", "customer-1", [("SKU-A", 2, 1500), ("SKU-B", 1, 500)])
+        checks.append(
+            check("PlaceOrder again for order-1 publishes nothing", "DUPLICATE", duplicate.status)
+        )
+        failures = sum(
+            demo.queue_depth(f"{service}FailureQueueUrl")
+            for service in ("Commande", "Stock", "Facturation", "Notification")
+        ) + demo.queue_depth("DeadLetterQueueUrl")
+        checks.append(check("failure queues empty", 0, failures))
+        return checks
+
+    def send(self, event: dict[str, Any]) -> None:
+        from conveyor.sandbox.choreography import ChoreographyDemo
+
+        demo = ChoreographyDemo(self.client, self.output, self.runtime, stack=self.stack.name)
+        demo.seed_stock({str(k): int(v) for k, v in event.get("stock", {}).items()})
+        placed = demo.place(
+            str(event.get("orderId", "order-1")),
+            str(event.get("customerId", "customer-1")),
+            [
+                (str(line["sku"]), int(line["quantity"]), int(line.get("unitPrice", 0)))
+                for line in event["lines"]
+            ],
+            pump=False,
+        )
+        self.correlation_ids[placed.order_id] = placed.correlation_id
+
+
 EVENT_SHAPES = {
     "ImagePipeline": '{"file": "photo.jpg", "key": "uploads/photo.jpg"}',
     "OrderEvents": '{"message": {...}, "attributes": {"eventType": "OrderPlaced"}}',
@@ -498,6 +686,9 @@ EVENT_SHAPES = {
     "OrderFulfillment": '{"detail": {"orderId": ..., "customerId": ..., "amount": 42, '
     '"currency": "EUR", "paymentToken": "tok_ok", "lines": [{"sku": "SKU-A", "quantity": 1}]}}',
     "Telemetry": '{"deviceId": "d-1", "value": 21.5, "readAt": "2026-12-02T10:00:00Z"}',
+    "Accounts": '{"owner": "Alice", "deposits": [100], "withdrawals": [30]}',
+    "OrderChoreography": '{"orderId": "order-9", "customerId": "c-9", "stock": {"SKU-A": 5}, '
+    '"lines": [{"sku": "SKU-A", "quantity": 1, "unitPrice": 1500}]}',
 }
 
 
@@ -518,6 +709,8 @@ SCENARIOS: tuple[type[Scenario], ...] = (
     OrderPipeline,
     OrderFulfillment,
     Telemetry,
+    Accounts,
+    OrderChoreography,
 )
 
 

@@ -22,6 +22,7 @@ TRACE_KINDS = (
     "execution",  # a Step Functions execution started by an event (details["execution"])
     "duplicate",  # a redelivered event whose execution already exists (not started again)
     "warning",  # a configuration or handler problem worth seeing (details["problem"])
+    "filter",  # stream records that matched no FilterCriteria: consumed, not invoked
 )
 
 

@@ -488,3 +488,56 @@ def test_refresh_without_credentials_says_so(monkeypatch, tmp_path, capsys):
     assert main(["cost", "--refresh-prices", str(out)]) == 2
     assert "needs AWS credentials" in capsys.readouterr().out
     assert not out.exists()
+
+
+def test_an_event_store_stream_feeds_its_projector_in_batches_without_a_read_charge(prices):
+    """The Accounts shape: a writer appends to a table whose stream a projector reads.
+    Lambda's reads of a DynamoDB stream are free; the projector is invoked per batch."""
+    template = stack(
+        Bus=resource("AWS::Events::EventBus", "Bus", Name="b"),
+        Store=resource(
+            "AWS::DynamoDB::Table",
+            "EventStore/Events",
+            StreamSpecification={"StreamViewType": "NEW_IMAGE"},
+        ),
+        Role=resource("AWS::IAM::Role", "Commands/Role"),
+        Policy=resource(
+            "AWS::IAM::Policy",
+            "Commands/Policy",
+            Roles=[{"Ref": "Role"}],
+            PolicyDocument={
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Action": "dynamodb:PutItem",
+                        "Resource": {"Fn::GetAtt": ["Store", "Arn"]},
+                    }
+                ]
+            },
+        ),
+        Fn=function("Commands/Function", "Role"),
+        Rule=resource(
+            "AWS::Events::Rule",
+            "Rule",
+            EventBusName={"Ref": "Bus"},
+            EventPattern={"source": ["app"]},
+            Targets=[{"Arn": {"Fn::GetAtt": ["Fn", "Arn"]}, "Id": "t"}],
+        ),
+        ProjectorRole=resource("AWS::IAM::Role", "Projector/Role"),
+        Projector=function("Projector/Function", "ProjectorRole"),
+        Mapping=resource(
+            "AWS::Lambda::EventSourceMapping",
+            "Projector/Mapping",
+            EventSourceArn={"Fn::GetAtt": ["Store", "StreamArn"]},
+            FunctionName={"Ref": "Projector"},
+            BatchSize=100,
+            StartingPosition="TRIM_HORIZON",
+        ),
+    )
+    report = estimate(template, prices, "us-east-1", Assumptions())
+    lines = costs(report)
+    assert lines[("EventStore/Events", "write request units (on-demand)")] == pytest.approx(0.625)
+    assert lines[("Projector/Function", "invocations")] == pytest.approx(10_000 * 0.20 / 1e6)
+    assert not [
+        item for resource, item in lines if resource == "EventStore/Events" and "stream" in item
+    ]

@@ -30,6 +30,8 @@ TOPOLOGIES = [
     "OrderPipeline",
     "OrderFulfillment",
     "Telemetry",
+    "Accounts",
+    "OrderChoreography",
 ]
 
 

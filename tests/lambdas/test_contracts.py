@@ -23,7 +23,16 @@ from conveyor.sandbox.deployer import deploy
 from tests.support.aws import fake_aws_env, mocked_aws
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
-ASSETS = ("image_resize", "order_events", "order_pipeline", "payments", "remediation", "telemetry")
+ASSETS = (
+    "image_resize",
+    "order_events",
+    "order_pipeline",
+    "payments",
+    "remediation",
+    "telemetry",
+    "accounts",
+    "choreography",
+)
 for _asset in ASSETS:
     if str(LAMBDAS / _asset) not in sys.path:
         sys.path.append(str(LAMBDAS / _asset))
@@ -95,6 +104,17 @@ def test_every_conveyor_handler_string_has_a_settings_parser(deployed) -> None:
         "payments.review.handler",
         "remediation.handler.handler",
         "telemetry.handler.handler",
+        "accounts.commands.handler",
+        "accounts.queries.handler",
+        "accounts.projection.handler",
+        "accounts.projection.rebuild_handler",
+        "accounts.outbox.handler",
+        "accounts.subscribers.notification_handler",
+        "accounts.subscribers.audit_handler",
+        "choreography.orders.handler",
+        "choreography.stock.handler",
+        "choreography.billing.handler",
+        "choreography.notification.handler",
     }
     for handler in handlers:
         assert callable(settings_class(handler).from_env), handler

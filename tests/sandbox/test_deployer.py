@@ -104,6 +104,8 @@ class TestDeployedApp:
                 "OrderPipeline",
                 "Telemetry",
                 "OrderFulfillment",
+                "Accounts",
+                "OrderChoreography",
             )
         }
         assert deployment.account_id == ACCOUNT_ID
@@ -325,7 +327,7 @@ class TestDeployedApp:
                     assert "Ref" not in value
                     assert "Fn::" not in value
                 count += 1
-        assert count == 22  # 24 functions minus 2 custom resource providers
+        assert count == 35  # 37 functions minus 2 custom resource providers
 
         images = deployment.stacks[stack_name("ImagePipeline")]
         resize = images.functions[find(images, "AWS::Lambda::Function", "ResizeFunction")]
@@ -547,7 +549,11 @@ def test_unsupported_type_raises_before_anything_is_created(aws: None, tmp_path:
         (
             {
                 "Type": "AWS::Lambda::EventSourceMapping",
-                "Properties": {"EventSourceArn": "x", "FunctionName": "f", "FilterCriteria": {}},
+                "Properties": {
+                    "EventSourceArn": "arn:aws:sqs:us-east-1:123456789012:q",
+                    "FunctionName": "f",
+                    "FilterCriteria": {"Filters": [{"Pattern": "{}"}]},
+                },
             },
             "FilterCriteria",
         ),

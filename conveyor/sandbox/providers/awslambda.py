@@ -66,9 +66,14 @@ def _validate_function(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
 
 def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     source = str(props.get("EventSourceArn", ""))
-    if arn_service(source) not in ("sqs", "kinesis"):
+    if arn_service(source) not in ("sqs", "kinesis", "dynamodb"):
         raise ctx.unsupported(
-            "EventSourceArn", f"only SQS and Kinesis event sources run ({source})"
+            "EventSourceArn",
+            f"only SQS, Kinesis and DynamoDB Streams event sources run ({source})",
+        )
+    if arn_service(source) == "sqs" and props.get("FilterCriteria"):
+        raise ctx.unsupported(
+            "FilterCriteria", "filters run on stream mappings only (Kinesis, DynamoDB Streams)"
         )
     function = ctx.function_for(str(props.get("FunctionName", "")), "FunctionName")
     mapping_id = stable_uuid(ctx.stack_name, ctx.logical_id)
@@ -76,7 +81,7 @@ def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> Deploy
     if not flag(props.get("Enabled", True)):
         ctx.stack.skipped[ctx.logical_id] = "the event source mapping is disabled (Enabled: false)"
         return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
-    if arn_service(source) == "kinesis":
+    if arn_service(source) in ("kinesis", "dynamodb"):
         ctx.stack.routes.append(_kinesis_route(ctx, props, source, function.logical_id, mapping_id))
         return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
     ctx.stack.routes.append(
@@ -99,8 +104,12 @@ def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> Deploy
 def _kinesis_route(
     ctx: ProviderContext, props: dict[str, Any], source: str, function: str, mapping_id: str
 ) -> Route:
-    """A Kinesis mapping (on the stream, or on an enhanced fan-out consumer of it)."""
-    stream_arn = source.split("/consumer/", 1)[0]
+    """A Kinesis mapping (on the stream, or on an enhanced fan-out consumer of it), or a
+    DynamoDB Streams mapping (on a table's stream): the same shard-poller settings."""
+    dynamodb = arn_service(source) == "dynamodb"
+    stream_arn = source if dynamodb else source.split("/consumer/", 1)[0]
+    if dynamodb and "/stream/" not in stream_arn:
+        raise ctx.unsupported("EventSourceArn", f"not a DynamoDB stream ARN ({source})")
     failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
     if failure and arn_service(str(failure)) not in ("s3", "sqs"):
         raise ctx.unsupported(
@@ -108,10 +117,16 @@ def _kinesis_route(
             f"only S3 and SQS on-failure destinations are supported ({failure})",
         )
     timestamp = props.get("StartingPositionTimestamp")
+    filters = tuple(
+        text(entry.get("Pattern"))
+        for entry in ((props.get("FilterCriteria") or {}).get("Filters") or [])
+        if isinstance(entry, dict) and entry.get("Pattern")
+    )
+    table = stream_arn.split(":table/", 1)[-1].split("/stream/", 1)[0]
     return Route(
-        kind="kinesis",
+        kind="dynamodb-streams" if dynamodb else "kinesis",
         source=ctx.logical_id,
-        queue_url=f"kinesis:{stream_arn.rsplit(':', 1)[-1]}",
+        queue_url=f"dynamodb:{table}" if dynamodb else f"kinesis:{stream_arn.rsplit(':', 1)[-1]}",
         queue_arn=stream_arn,
         function_logical_id=function,
         batch_size=int(props.get("BatchSize", 100)),
@@ -127,7 +142,27 @@ def _kinesis_route(
         parallelization_factor=int(props.get("ParallelizationFactor", 1)),
         tumbling_window_s=int(props.get("TumblingWindowInSeconds", 0)),
         mapping_id=mapping_id,
+        filters=filters,
     )
+
+
+def _validate_mapping(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
+    """Before anything is created: filter criteria run on stream mappings only."""
+    if not props.get("FilterCriteria"):
+        return
+    source = props.get("EventSourceArn")
+    if isinstance(source, str):
+        on_queue = arn_service(source) == "sqs"
+    elif isinstance(source, dict) and isinstance(source.get("Fn::GetAtt"), list):
+        logical = source["Fn::GetAtt"][0]
+        resources = ctx.stack.template.get("Resources", {})
+        on_queue = resources.get(logical, {}).get("Type") == "AWS::SQS::Queue"
+    else:
+        on_queue = False
+    if on_queue:
+        raise ctx.unsupported(
+            "FilterCriteria", "filters run on stream mappings only (Kinesis, DynamoDB Streams)"
+        )
 
 
 def _event_invoke_config(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
@@ -186,7 +221,7 @@ _EVENT_SOURCE_MAPPING_PROPERTIES = frozenset(
         "FunctionResponseTypes Enabled Tags ScalingConfig StartingPosition "
         "StartingPositionTimestamp BisectBatchOnFunctionError MaximumRetryAttempts "
         "MaximumRecordAgeInSeconds DestinationConfig ParallelizationFactor "
-        "TumblingWindowInSeconds"
+        "TumblingWindowInSeconds FilterCriteria"
     )
 )
 
@@ -205,7 +240,10 @@ PROVIDERS = (
         attributes=_skipped_function,
     ),
     ResourceProvider(
-        "AWS::Lambda::EventSourceMapping", _event_source_mapping, _EVENT_SOURCE_MAPPING_PROPERTIES
+        "AWS::Lambda::EventSourceMapping",
+        _event_source_mapping,
+        _EVENT_SOURCE_MAPPING_PROPERTIES,
+        _validate_mapping,
     ),
     ResourceProvider(
         "AWS::Lambda::EventInvokeConfig",

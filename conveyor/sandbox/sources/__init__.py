@@ -11,6 +11,7 @@ creates its ``Route`` (``conveyor/sandbox/providers/``).
 from __future__ import annotations
 
 from conveyor.sandbox.sources.base import Delivery, EventSource, EventSourceFactory
+from conveyor.sandbox.sources.dynamodb_streams import DynamoDBStreamPoller
 from conveyor.sandbox.sources.eventbridge import EventBridgeTargetSource
 from conveyor.sandbox.sources.firehose import FirehoseDelivery
 from conveyor.sandbox.sources.kinesis import KinesisShardPoller
@@ -28,4 +29,5 @@ EVENT_SOURCES: tuple[EventSourceFactory, ...] = (
     KinesisShardPoller,
     FirehoseDelivery,
     StepFunctionsTargetSource,
+    DynamoDBStreamPoller,
 )

@@ -84,8 +84,15 @@ class Delivery:
         """A client of the sandbox's session (Kinesis, S3...), created once."""
         if service not in self._clients:
             assert self._session is not None, "Delivery was built without a session"
+            config = None
+            if service == "dynamodbstreams":
+                from botocore.config import Config
+
+                # botocore ≥ 1.35 sends ARN-bearing Streams calls to an account-scoped host
+                # that moto does not route in-process (404 on DescribeStream).
+                config = Config(account_id_endpoint_mode="disabled")
             self._clients[service] = self._session.client(
-                service, region_name=self.region, endpoint_url=self._endpoint_url
+                service, region_name=self.region, endpoint_url=self._endpoint_url, config=config
             )
         return self._clients[service]
 

@@ -43,3 +43,40 @@ SHARED_METRICS: Final = (
     NEWER_MINOR_VERSION_PROCESSED,
     DUPLICATES_SKIPPED,
 )
+
+# -- Event sourcing (handler_kit.event_store, handler_kit.projection, handler_kit.outbox) -------
+# Attributes of an event store item (table keyed by aggregateId + version) and of the
+# published event's detail (the outbox publishes the stored event exactly).
+ES_AGGREGATE_ID: Final = "aggregateId"
+ES_VERSION: Final = "version"
+ES_EVENT_TYPE: Final = "type"
+ES_SCHEMA_VERSION: Final = "schemaVersion"
+ES_DATA: Final = "data"
+ES_EVENT_ID: Final = "eventId"
+ES_CORRELATION_ID: Final = "correlationId"
+ES_CAUSATION_ID: Final = "causationId"
+ES_RECORDED_AT: Final = "recordedAt"
+ES_SNAPSHOT_STATE: Final = "state"
+# A read model item records the last event version applied to it (older ones are ignored).
+ES_LAST_VERSION: Final = "lastVersion"
+# Environment variables set by the EventStore / StreamProjector / OutboxPublisher constructs.
+EVENT_STORE_TABLE: Final = "EVENT_STORE_TABLE"
+SNAPSHOT_TABLE: Final = "SNAPSHOT_TABLE"
+SNAPSHOT_EVERY: Final = "SNAPSHOT_EVERY"
+READ_MODEL_TABLE: Final = "READ_MODEL_TABLE"
+REBUILD_TABLE: Final = "REBUILD_TABLE"
+OUTBOX_EVENT_BUS: Final = "OUTBOX_EVENT_BUS"
+OUTBOX_SOURCE: Final = "OUTBOX_SOURCE"
+EVENT_SOURCING_ENVIRONMENT: Final = (
+    EVENT_STORE_TABLE,
+    SNAPSHOT_TABLE,
+    SNAPSHOT_EVERY,
+    READ_MODEL_TABLE,
+    REBUILD_TABLE,
+    OUTBOX_EVENT_BUS,
+    OUTBOX_SOURCE,
+)
+# Metrics of the projection and the outbox (Count unit).
+EVENTS_PROJECTED: Final = "EventsProjected"
+PROJECTION_CATCH_UPS: Final = "ProjectionCatchUps"
+EVENTS_PUBLISHED: Final = "EventsPublished"
