@@ -138,7 +138,7 @@ class TestDeployedApp:
         assert "SMS" in events.skipped[sms]
         pipeline = deployment.stacks[stack_name("OrderPipeline")]
         api = find(pipeline, "AWS::ApiGateway::RestApi", "IngestApi")
-        assert "request mapping" in pipeline.skipped[api]
+        assert "serves the REST APIs" in pipeline.skipped[api]
         images = deployment.stacks[stack_name("ImagePipeline")]
         provider = find(images, "AWS::Lambda::Function", "BucketNotificationsHandler")
         assert "Custom::S3BucketNotifications" in images.skipped[provider]
