@@ -6,7 +6,8 @@ so ``aws logs tail`` / ``FilterLogEvents`` and ``conveyor logs <function>`` read
 
 The runtime calls :meth:`SandboxLog.invocation` once per invocation (its ``on_invocation``
 hook, in :class:`~conveyor.sandbox.sources.base.Delivery`); the delivery steps that are not
-invocations (dead-letter moves, on-failure records, drops, warnings) come through
+invocations (dead-letter moves, on-failure records, drops, Firehose deliveries, Step Functions
+executions started by events, warnings) come through
 :meth:`SandboxLog.trace` (the runtime's ``on_event``).
 """
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from conveyor.sandbox.traces import InvocationResult, TraceEvent
 
-LOGGED_TRACES = ("dead-letter", "on-failure", "drop", "warning")
+LOGGED_TRACES = ("dead-letter", "on-failure", "drop", "deliver", "execution", "warning")
 
 
 @dataclass(frozen=True)

@@ -203,3 +203,92 @@ def test_a_lambda_proxy_integration_gets_the_proxy_event_and_answers_with_it(
             failed = apis.handle("GET", f"{base}/boom")
             assert failed.status == 502
             assert failed.json() == {"message": "Internal server error"}
+
+
+CUSTOM_HANDLER = """
+def handler(event, context):
+    if event.get("name") == "boom":
+        raise ValueError("bad name: boom")
+    return {"greeting": "hello " + event["name"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def custom_assembly(make_app, tmp_path_factory) -> Path:
+    """A Lambda (non-proxy) integration with mapping templates, and a MOCK method."""
+    from aws_cdk import Stack
+    from aws_cdk import aws_apigateway as apigateway
+    from aws_cdk import aws_lambda as lambda_
+
+    code = tmp_path_factory.mktemp("custom-code")
+    (code / "custom.py").write_text(CUSTOM_HANDLER)
+    outdir = tmp_path_factory.mktemp("custom.out")
+    app = make_app(outdir=str(outdir))
+    stack = Stack(app, "Custom")
+    function = lambda_.Function(
+        stack,
+        "Greeter",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="custom.handler",
+        code=lambda_.Code.from_asset(str(code)),
+    )
+    api = apigateway.RestApi(stack, "Api")
+    greet = api.root.add_resource("greet").add_resource("{name}")
+    greet.add_method(
+        "GET",
+        apigateway.LambdaIntegration(
+            function,
+            proxy=False,
+            request_templates={"application/json": '{"name": "$input.params(\'name\')"}'},
+            integration_responses=[
+                apigateway.IntegrationResponse(
+                    status_code="200",
+                    response_templates={
+                        "application/json": '{"said": "$input.path(\'$.greeting\')"}'
+                    },
+                ),
+                apigateway.IntegrationResponse(
+                    status_code="422",
+                    selection_pattern="bad name.*",
+                    response_templates={"application/json": '{"refused": true}'},
+                ),
+            ],
+        ),
+        method_responses=[
+            apigateway.MethodResponse(status_code="200"),
+            apigateway.MethodResponse(status_code="422"),
+        ],
+    )
+    api.root.add_resource("health").add_method(
+        "GET",
+        apigateway.MockIntegration(
+            request_templates={"application/json": '{"statusCode": 200}'},
+            integration_responses=[
+                apigateway.IntegrationResponse(
+                    status_code="200", response_templates={"application/json": '{"ok": true}'}
+                )
+            ],
+        ),
+        method_responses=[apigateway.MethodResponse(status_code="200")],
+    )
+    app.synth()
+    return outdir
+
+
+def test_a_lambda_custom_integration_and_a_mock_use_their_mapping_templates(
+    custom_assembly, monkeypatch
+):
+    fake_aws_env(monkeypatch)
+    with moto.mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        deployment = deploy(custom_assembly, session=session)
+        with Runtime(deployment, session=session) as runtime:
+            apis = RestApis(deployment, session=session, runtime=runtime)
+            (api,) = apis.apis.values()
+            base = f"/restapis/{api.id}/prod/_user_request_"
+            said = apis.handle("GET", f"{base}/greet/ada")
+            assert (said.status, said.json()) == (200, {"said": "hello ada"})
+            refused = apis.handle("GET", f"{base}/greet/boom")  # errorMessage matches
+            assert (refused.status, refused.json()) == (422, {"refused": True})
+            health = apis.handle("GET", f"{base}/health")
+            assert (health.status, health.json()) == (200, {"ok": True})
