@@ -1,8 +1,10 @@
 """Secure-by-default S3 buckets shared by the constructs and stacks.
 
 Every bucket: public access blocked, TLS-only policy, encryption at rest, bucket-owner-enforced
-object ownership (no ACLs), server access logs to a logging bucket, and ``auto_delete_objects``
-only together with ``RemovalPolicy.DESTROY`` (a sandbox that is torn down with its data).
+object ownership (no ACLs), server access logs to a logging bucket, versioning (an overwritten
+or deleted object stays recoverable for 30 days), and ``auto_delete_objects`` only together
+with ``RemovalPolicy.DESTROY`` (a sandbox that is torn down with its data). A log bucket is
+neither logged nor versioned, and says so to cdk-nag and checkov.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.rules import acknowledge, require
 
 
@@ -23,7 +26,8 @@ def secure_bucket(
     server_access_logs_bucket: s3.IBucket | None,
     server_access_logs_prefix: str | None = None,
     encryption: s3.BucketEncryption = s3.BucketEncryption.S3_MANAGED,
-    versioned: bool = False,
+    versioned: bool = True,
+    noncurrent_version_retention: Duration | None = None,
     expire_objects_after: Duration | None = None,
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     auto_delete_objects: bool = False,
@@ -35,6 +39,10 @@ def secure_bucket(
         is itself a log destination (see :func:`access_logs_bucket`).
     :param encryption: Default: SSE-S3. ``KMS_MANAGED`` is rejected: the AWS-managed key's
         policy cannot be extended, so other services could not read the objects.
+    :param versioned: keep overwritten and deleted objects as noncurrent versions. Default:
+        on, except for a log bucket (no ``server_access_logs_bucket``). A caller that turns it
+        off says why to checkov: ``checkov_skip(bucket, "CKV_AWS_21", reason)``.
+    :param noncurrent_version_retention: how long a noncurrent version is kept. Default: 30 days.
     :param expire_objects_after: delete objects after this long. Default: keep them.
     :param auto_delete_objects: empty the bucket on stack deletion (needs DESTROY).
     """
@@ -49,8 +57,16 @@ def secure_bucket(
         path,
         "KMS_MANAGED (aws/s3) cannot be shared with other services: use S3_MANAGED or KMS",
     )
+    log_bucket = server_access_logs_bucket is None
+    versioned = versioned and not log_bucket
     rules = list(lifecycle_rules)
     rules.append(s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)))
+    if versioned:
+        rules.append(
+            s3.LifecycleRule(
+                noncurrent_version_expiration=noncurrent_version_retention or Duration.days(30)
+            )
+        )
     if expire_objects_after is not None:
         rules.append(s3.LifecycleRule(expiration=expire_objects_after))
     bucket = s3.Bucket(
@@ -67,12 +83,24 @@ def secure_bucket(
         removal_policy=removal_policy,
         auto_delete_objects=auto_delete_objects,
     )
-    if server_access_logs_bucket is None:
+    if log_bucket:
         acknowledge(
             bucket,
             "AwsSolutions-S1",
             "This bucket receives the server access logs of the other buckets; logging it "
             "into itself would loop.",
+        )
+        checkov_skip(
+            bucket,
+            "CKV_AWS_18",
+            "This bucket receives the server access logs of the other buckets; logging it "
+            "into itself would loop.",
+        )
+        checkov_skip(
+            bucket,
+            "CKV_AWS_21",
+            "Server access logs are written once by the S3 logging service under unique keys "
+            "and expire by lifecycle; nothing overwrites them, so versions would only add cost.",
         )
     return bucket
 

@@ -2,9 +2,11 @@
 
 For every stack: resource counts, cdk-nag findings (unacknowledged, from CDK's
 ``validation-report.json``, and acknowledged with their reasons as written into the template's
-``Metadata.cdk_nag``), and cfn-lint results. Exits non-zero on any unacknowledged nag finding,
-on a stack that cdk-nag did not check (its template lacks the ``conveyor:review`` metadata that
-:func:`conveyor.topologies.attach_review_plugins` writes), or on any cfn-lint match.
+``Metadata.cdk_nag``), cfn-lint results, and checkov's (``conveyor.review_checkov``: failed
+checks, and skips with the reasons written in ``Metadata.checkov``). Exits non-zero on any
+unacknowledged nag finding, on a stack that cdk-nag did not check (its template lacks the
+``conveyor:review`` metadata that :func:`conveyor.topologies.attach_review_plugins` writes),
+on any cfn-lint match, or on any checkov finding without a reason (or checkov not run).
 
 A synth that cdk-nag failed still writes the templates and the report: ``make synth`` runs the
 review after a failed ``cdk synth`` too, so the summary lists the unacknowledged findings.
@@ -18,6 +20,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from conveyor import review_checkov
 
 # W3005 (redundant DependsOn) is noise on CDK templates: CDK adds explicit DependsOn next to
 # the Ref/GetAtt it already has for deployment ordering of custom resources.
@@ -38,10 +42,15 @@ class StackReview:
     nag_findings: list[str] = field(default_factory=list)
     # The cdk-nag packs that validated this stack (empty: cdk-nag never saw it).
     nag_packs: tuple[str, ...] = ()
+    # checkov's results (None: not run, which fails the review).
+    checkov: review_checkov.CheckovReport | None = None
 
     @property
     def ok(self) -> bool:
-        return bool(self.nag_packs) and not self.lint_findings and not self.nag_findings
+        checkov_ok = self.checkov is not None and self.checkov.ok
+        return (
+            bool(self.nag_packs) and not self.lint_findings and not self.nag_findings and checkov_ok
+        )
 
 
 def lint_template(template: dict[str, Any]) -> list[str]:
@@ -85,14 +94,20 @@ def nag_violations(assembly: Path) -> dict[str, list[str]]:
     return by_stack
 
 
-def review(assembly: Path) -> list[StackReview]:
+def review(assembly: Path, *, checkov: bool = True) -> list[StackReview]:
+    """Review every stack of ``assembly``; ``checkov=False`` leaves checkov out (the stacks
+    then fail the review: a quicker look at the other checkers only)."""
     manifest = json.loads((assembly / "manifest.json").read_text())
     violations = nag_violations(assembly)
+    stacks = {
+        name: assembly / artifact["properties"]["templateFile"]
+        for name, artifact in sorted(manifest.get("artifacts", {}).items())
+        if artifact.get("type") == "aws:cloudformation:stack"
+    }
+    checkov_reports = review_checkov.scan(stacks) if checkov else {}
     reviews = []
-    for name, artifact in sorted(manifest.get("artifacts", {}).items()):
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
+    for name, template_file in stacks.items():
+        template = json.loads(template_file.read_text())
         resources = Counter(r["Type"] for r in template.get("Resources", {}).values())
         reviews.append(
             StackReview(
@@ -102,6 +117,7 @@ def review(assembly: Path) -> list[StackReview]:
                 lint_findings=lint_template(template),
                 nag_findings=violations.get(name, []),
                 nag_packs=nag_packs(template),
+                checkov=checkov_reports.get(name),
             )
         )
     return reviews
@@ -130,6 +146,7 @@ def render(reviews: list[StackReview]) -> str:
         ignored = ", ".join(CFN_LINT_IGNORED)
         lines.append(f"  cfn-lint: {len(item.lint_findings)} findings (ignored: {ignored})")
         lines.extend(f"    {finding}" for finding in item.lint_findings)
+        lines.extend(review_checkov.render(item.checkov))
     verdict = "PASS" if reviews and all(r.ok for r in reviews) else "FAIL"
     lines.append(f"Review: {verdict} ({len(reviews)} stacks)")
     return "\n".join(lines)

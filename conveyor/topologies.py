@@ -14,6 +14,7 @@ from aws_cdk import App, Aspects, Environment, IAspect, Stack, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from constructs import IConstruct
+from conveyor.constructs.checkov import CdkFrameworkSkips
 from conveyor.review import REVIEW_METADATA_KEY, REVIEW_PACKS
 from conveyor.settings import Settings
 from conveyor.stacks.image_pipeline import ImagePipelineStack
@@ -110,8 +111,13 @@ def attach_review_plugins(app: App) -> None:
     Acknowledgements are also written into each resource's ``Metadata.cdk_nag`` so template
     reviewers see them next to the resource, and each stack's template records in
     ``Metadata["conveyor:review"]`` that cdk-nag checked it (the review fails a stack without it).
+    checkov (run by the review on the templates) reads ``Metadata.checkov.skip``: Conveyor's
+    constructs write their own reasons (``conveyor.constructs.checkov.checkov_skip``), and
+    :class:`~conveyor.constructs.checkov.CdkFrameworkSkips` explains CDK's own provider
+    functions in every stack of the app.
     """
     Validations.of(app).add_plugins(
         AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
     )
     Aspects.of(app).add(_MarkReviewed())
+    Aspects.of(app).add(CdkFrameworkSkips())
