@@ -21,6 +21,10 @@ PROFILE_FLAG := $(if $(PROFILE),--profile $(PROFILE),)
 
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# checkov 3 pins boto3/packaging/networkx/cachetools versions that conflict with the dev
+# environment's: it gets a tool environment of its own, which conveyor.review runs.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
 .PHONY: help setup synth test lint format gate bench bootstrap deploy sandbox diff destroy clean
 
@@ -33,11 +37,16 @@ $(PY_STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev,sandbox]"
 	@touch $@
 
+$(CHECKOV_STAMP): constraints-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-checkov.txt checkov
+	@touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-setup: $(PY_STAMP) $(NODE_STAMP) ## Create .venv and node_modules (Node 22, CDK CLI 2.x)
+setup: $(PY_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## Create .venv, .venv-checkov and node_modules (Node 22, CDK CLI 2.x)
 
 # A synth that cdk-nag fails still writes the templates and validation-report.json: the review
 # runs after a failed synth too, so its summary lists the unacknowledged findings; then it fails.

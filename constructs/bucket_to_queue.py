@@ -44,7 +44,7 @@ class BucketToQueue(Construct):
         suffixes: Sequence[str] = (),
         server_access_logs_bucket: s3.IBucket | None = None,
         encryption: s3.BucketEncryption = s3.BucketEncryption.S3_MANAGED,
-        versioned: bool = False,
+        versioned: bool = True,
         expire_objects_after: Duration | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
         auto_delete_objects: bool = False,
@@ -60,7 +60,8 @@ class BucketToQueue(Construct):
         :param server_access_logs_bucket: where the bucket's access logs go. Default: a
             logging bucket created here (pass a shared one when a stack has several buckets).
         :param encryption: Default: SSE-S3.
-        :param versioned: Default: off.
+        :param versioned: keep replaced and deleted uploads as noncurrent versions for 30
+            days. Default: on (uploads are originals, not derived data).
         :param expire_objects_after: delete objects after this long. Default: keep them.
         :param removal_policy: Default: RETAIN.
         :param auto_delete_objects: empty the bucket on stack deletion; needs DESTROY.

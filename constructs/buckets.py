@@ -1,8 +1,10 @@
 """Secure-by-default S3 buckets shared by the constructs and stacks.
 
 Every bucket: public access blocked, TLS-only policy, encryption at rest, bucket-owner-enforced
-object ownership (no ACLs), server access logs to a logging bucket, and ``auto_delete_objects``
-only together with ``RemovalPolicy.DESTROY`` (a sandbox that is torn down with its data).
+object ownership (no ACLs), server access logs to a logging bucket, versioning (an overwritten
+or deleted object stays recoverable for 30 days), and ``auto_delete_objects`` only together
+with ``RemovalPolicy.DESTROY`` (a sandbox that is torn down with its data). A log bucket is
+neither logged nor versioned, and says so to cdk-nag and checkov.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.rules import acknowledge, require
 
 
@@ -24,7 +27,8 @@ def secure_bucket(
     server_access_logs_bucket: s3.IBucket | None,
     server_access_logs_prefix: str | None = None,
     encryption: s3.BucketEncryption = s3.BucketEncryption.S3_MANAGED,
-    versioned: bool = False,
+    versioned: bool = True,
+    noncurrent_version_retention: Duration | None = None,
     expire_objects_after: Duration | None = None,
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     auto_delete_objects: bool = False,
@@ -36,6 +40,10 @@ def secure_bucket(
         is itself a log destination (see :func:`access_logs_bucket`).
     :param encryption: Default: SSE-S3. ``KMS_MANAGED`` is rejected: the AWS-managed key's
         policy cannot be extended, so other services could not read the objects.
+    :param versioned: keep overwritten and deleted objects as noncurrent versions. Default:
+        on, except for a log bucket (no ``server_access_logs_bucket``). A caller that turns it
+        off says why to checkov: ``checkov_skip(bucket, "CKV_AWS_21", reason)``.
+    :param noncurrent_version_retention: how long a noncurrent version is kept. Default: 30 days.
     :param expire_objects_after: delete objects after this long. Default: keep them.
     :param auto_delete_objects: empty the bucket on stack deletion (needs DESTROY).
     """
@@ -61,8 +69,16 @@ def secure_bucket(
             bucket_arn=server_access_logs_bucket.bucket_arn,
             bucket_name=server_access_logs_bucket.bucket_name,
         )
+    log_bucket = server_access_logs_bucket is None
+    versioned = versioned and not log_bucket
     rules = list(lifecycle_rules)
     rules.append(s3.LifecycleRule(abort_incomplete_multipart_upload_after=Duration.days(1)))
+    if versioned:
+        rules.append(
+            s3.LifecycleRule(
+                noncurrent_version_expiration=noncurrent_version_retention or Duration.days(30)
+            )
+        )
     if expire_objects_after is not None:
         rules.append(s3.LifecycleRule(expiration=expire_objects_after))
     bucket = s3.Bucket(
@@ -91,6 +107,18 @@ def secure_bucket(
             "AwsSolutions-S1",
             "This bucket receives the server access logs of the other buckets; logging it "
             "into itself would loop.",
+        )
+        checkov_skip(
+            bucket,
+            "CKV_AWS_18",
+            "This bucket receives the server access logs of the other buckets; logging it "
+            "into itself would loop.",
+        )
+        checkov_skip(
+            bucket,
+            "CKV_AWS_21",
+            "Server access logs are written once by the S3 logging service under unique keys "
+            "and expire by lifecycle; nothing overwrites them, so versions would only add cost.",
         )
     return bucket
 

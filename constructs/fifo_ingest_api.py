@@ -14,9 +14,10 @@ integration misconfiguration (403/404 from SQS) → 500 without details; SQS una
 throttling → 503 with ``Retry-After``.
 
 Secure defaults: IAM (SigV4) authorization, or an API key with a usage plan; stage throttling;
-JSON access logs and ERROR-level execution logs (never request bodies); X-Ray off; optional WAF
-with AWS managed rules and a per-IP rate limit. :meth:`add_lookup` adds ``GET /<resource>/{id}``
-reading one item from DynamoDB, also without Lambda.
+JSON access logs (KMS-encrypted) and ERROR-level execution logs (never request bodies); X-Ray
+tracing on the stage; optional WAF with AWS managed rules and a per-IP rate limit.
+:meth:`add_lookup` adds ``GET /<resource>/{id}`` reading one item from DynamoDB, also without
+Lambda.
 """
 
 from __future__ import annotations
@@ -28,13 +29,17 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_wafv2 as wafv2
 
 from constructs import Construct
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.defaults import LOG_RETENTION
 from conveyor.constructs.functions import acknowledge_encrypted_send
+from conveyor.constructs.log_groups import encrypted_log_group
+from conveyor.constructs.queues import new_key
 from conveyor.constructs.rules import acknowledge, require
 
 AUTHORIZATIONS = ("iam", "api_key")
@@ -109,6 +114,7 @@ class FifoIngestApi(Construct):
         waf_rate_limit_per_5_minutes: int = 1000,
         stage_name: str = "v1",
         log_retention: logs.RetentionDays = LOG_RETENTION,
+        log_encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
@@ -130,6 +136,8 @@ class FifoIngestApi(Construct):
         :param waf_rate_limit_per_5_minutes: per-IP limit of the WAF rate rule. Default: 1000.
         :param stage_name: Default: ``v1``.
         :param log_retention: access logs. Default: one month.
+        :param log_encryption_key: encrypts the access log group. Default: the queue's key
+            (``queue.encryption_master_key``), else a new customer-managed key.
         :param removal_policy: access log group. Default: RETAIN.
         """
         super().__init__(scope, construct_id)
@@ -148,8 +156,15 @@ class FifoIngestApi(Construct):
         )
         self._authorization = authorization
 
-        self.access_log_group = logs.LogGroup(
-            self, "AccessLogs", retention=log_retention, removal_policy=removal_policy
+        logs_key = (
+            log_encryption_key
+            or queue.encryption_master_key
+            or new_key(
+                self, "LogsKey", description=f"Access logs of {path}", removal_policy=removal_policy
+            )
+        )
+        self.access_log_group = encrypted_log_group(
+            self, "AccessLogs", key=logs_key, retention=log_retention, removal_policy=removal_policy
         )
         self.api = apigateway.RestApi(
             self,
@@ -164,6 +179,7 @@ class FifoIngestApi(Construct):
                 logging_level=apigateway.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
                 metrics_enabled=True,
+                tracing_enabled=True,
                 access_log_destination=apigateway.LogGroupLogDestination(self.access_log_group),
                 access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
                     caller=True,
@@ -177,6 +193,12 @@ class FifoIngestApi(Construct):
                     user=True,
                 ),
             ),
+        )
+        checkov_skip(
+            self.api.deployment_stage,
+            "CKV_AWS_120",
+            "A write-only ingest API (POST to an SQS FIFO queue): every response acknowledges "
+            "one request; a cache would answer a new order with an earlier order's MessageId.",
         )
         self._add_gateway_responses()
         self.role = iam.Role(

@@ -1,8 +1,9 @@
 """Lambda functions with Conveyor's defaults, and the asynchronous-invocation variant.
 
 Every function: Python 3.14 on ARM64, its own log group with a retention (JSON logs), and a
-role with no managed policy — only its log group, plus what callers grant. Shared by
-``QueueConsumer`` and :class:`AsyncFunction`.
+role with no managed policy — only its log group, plus what callers grant. Given a key, the
+log group and the environment variables are encrypted with it (checkov CKV_AWS_158 and
+CKV_AWS_173). Shared by ``QueueConsumer``, ``StreamConsumer`` and :class:`AsyncFunction`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
+from conveyor.constructs.checkov import (
+    LAMBDA_NO_RESERVED_CONCURRENCY,
+    LAMBDA_NOT_IN_VPC,
+    checkov_skip,
+    checkov_skip_all,
+)
 from conveyor.constructs.defaults import (
     ARCHITECTURE,
     ASYNC_MAX_EVENT_AGE,
@@ -26,6 +33,7 @@ from conveyor.constructs.defaults import (
     MEMORY_SIZE_MB,
     RUNTIME,
 )
+from conveyor.constructs.log_groups import encrypted_log_group
 from conveyor.constructs.queues import dead_letter_queue, new_key
 from conveyor.constructs.rules import acknowledge, require, seconds
 
@@ -45,13 +53,28 @@ def python_function(
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     description: str | None = None,
     id_prefix: str = "",
+    encryption_key: kms.IKey | None = None,
 ) -> tuple[lambda_.Function, logs.LogGroup]:
     """Create ``LogGroup``, ``Role`` and ``Function`` children of ``scope`` (ids prefixed by
     ``id_prefix``: several functions in one scope, or function ids unique in their stack,
-    which the monitoring names alarms after)."""
-    log_group = logs.LogGroup(
-        scope, f"{id_prefix}LogGroup", retention=log_retention, removal_policy=removal_policy
-    )
+    which the monitoring names alarms after).
+
+    :param encryption_key: encrypts the log group and the environment variables (the role
+        may decrypt with it). Default: none (CloudWatch's and Lambda's own encryption; checkov
+        then reports CKV_AWS_158 and CKV_AWS_173).
+    """
+    if encryption_key is not None:
+        log_group = encrypted_log_group(
+            scope,
+            f"{id_prefix}LogGroup",
+            key=encryption_key,
+            retention=log_retention,
+            removal_policy=removal_policy,
+        )
+    else:
+        log_group = logs.LogGroup(
+            scope, f"{id_prefix}LogGroup", retention=log_retention, removal_policy=removal_policy
+        )
     role = iam.Role(
         scope,
         f"{id_prefix}Role",
@@ -59,6 +82,8 @@ def python_function(
         description=f"{scope.node.path}: its log group and what is granted explicitly",
     )
     log_group.grant_write(role)
+    if encryption_key is not None:
+        encryption_key.grant_decrypt(role)
     function = lambda_.Function(
         scope,
         f"{id_prefix}Function",
@@ -74,7 +99,9 @@ def python_function(
         log_group=log_group,
         logging_format=lambda_.LoggingFormat.JSON,
         description=description,
+        environment_encryption=encryption_key,
     )
+    checkov_skip_all(function, (LAMBDA_NOT_IN_VPC, LAMBDA_NO_RESERVED_CONCURRENCY))
     return function, log_group
 
 
@@ -126,7 +153,8 @@ class AsyncFunction(Construct):
         :param retry_attempts: Lambda's retries of a failed asynchronous event, 0–2.
             Default: 2 (Lambda's own default, made explicit).
         :param max_event_age: how long Lambda keeps retrying, 60 s–6 h. Default: 6 hours.
-        :param encryption_key: key of the failure queue. Default: a new customer-managed key.
+        :param encryption_key: key of the failure queue, the log group and the environment
+            variables. Default: a new customer-managed key.
         :param removal_policy: log group, failure queue and key. Default: RETAIN.
         """
         super().__init__(scope, construct_id)
@@ -158,6 +186,14 @@ class AsyncFunction(Construct):
             layers=layers,
             log_retention=log_retention,
             removal_policy=removal_policy,
+            encryption_key=self.encryption_key,
+        )
+        checkov_skip(
+            self.function,
+            "CKV_AWS_116",
+            "Asynchronous failures go to an on-failure destination (EventInvokeConfig) on its "
+            "encrypted failure queue, which keeps the whole invocation record (request, "
+            "error, attempts), unlike a DeadLetterConfig.",
         )
         self.function.configure_async_invoke(
             retry_attempts=retry_attempts,

@@ -59,7 +59,12 @@ from conveyor.constructs.functions import AsyncFunction, acknowledge_encrypted_s
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.python_layer import PythonDependenciesLayer
 from conveyor.constructs.queue_consumer import QueueConsumer
-from conveyor.constructs.queues import allow_service_to_encrypt, dead_letter_alarm, new_key
+from conveyor.constructs.queues import (
+    allow_service_to_encrypt,
+    dead_letter_alarm,
+    dead_letter_queue,
+    new_key,
+)
 from conveyor.constructs.rules import require
 from conveyor.lambdas.handler_kit.handler_kit import contract as kit
 from conveyor.lambdas.remediation.remediation import contract as remediation
@@ -267,6 +272,17 @@ class Monitoring(Construct):
             RemediationRule(alarm, remediation.RECORD_INCIDENT, function.failure_queue)
         )
 
+    def watch_dead_letter_queue(self, queue: sqs.IQueue, *, name: str | None = None) -> None:
+        """Alarm on any message in ``queue``, a dead-letter queue (recorded as an incident).
+
+        :meth:`watch_scope` calls it for the DLQ of every queue that no Conveyor construct
+        watches (e.g. a queue whose consumer lives outside the app)."""
+        if not self._first_time(queue):
+            return
+        label = name or queue.node.id
+        alarm = self._dead_letter_alarm(queue, label)
+        self.remediation_rules.append(RemediationRule(alarm, remediation.RECORD_INCIDENT, queue))
+
     def watch_topic(self, topic: sns.ITopic, *, name: str | None = None) -> None:
         """Failed notifications (SNS could not deliver, even after retries)."""
         if not self._first_time(topic):
@@ -421,7 +437,8 @@ class Monitoring(Construct):
     def watch_scope(self, scope: IConstruct) -> None:
         """Watch every supported resource under ``scope``: Conveyor's constructs first (so
         their parts are watched as a whole), then plain functions, topics, tables, APIs and
-        state machines. CDK's own singleton functions (custom-resource providers) are skipped."""
+        state machines, and the DLQ of any other queue that has one. CDK's own singleton
+        functions (custom-resource providers) are skipped."""
         nodes = scope.node.find_all()
         for node in nodes:
             if isinstance(node, QueueConsumer):
@@ -448,6 +465,12 @@ class Monitoring(Construct):
                 self.watch_api(node)
             elif isinstance(node, sfn.StateMachine):
                 self.watch_state_machine(node)
+            elif isinstance(node, sqs.Queue) and node.dead_letter_queue is not None:
+                # A queue without a consumer construct (read outside the app): its DLQ
+                # still gets the alarm every other DLQ has.
+                self.watch_dead_letter_queue(
+                    node.dead_letter_queue.queue, name=f"{node.node.id}-dlq"
+                )
 
     # -- internals -------------------------------------------------------------------------
 
@@ -550,7 +573,8 @@ class Remediation(Construct):
     again return to the DLQ), at ``redrive_messages_per_second``. Every action is idempotent
     and written to the audit table.
 
-    Attributes: ``function`` (AsyncFunction), ``audit_table``, ``rules_parameter``.
+    Attributes: ``function`` (AsyncFunction), ``audit_table``, ``rules_parameter``,
+    ``subscription_dead_letter_queue`` (alarm notifications SNS could not deliver to it).
     """
 
     def __init__(
@@ -664,6 +688,24 @@ class Remediation(Construct):
                     function, "sqs:StartMessageMoveTask", "sqs:ListMessageMoveTasks"
                 )
                 rule.source_queue.grant_send_messages(function)
-        alarm_topic.add_subscription(subscriptions.LambdaSubscription(function))
+        # SNS retries a Lambda endpoint it cannot invoke (throttled, deleted, no permission)
+        # and then drops the notification unless the subscription has a DLQ.
+        self.subscription_dead_letter_queue = dead_letter_queue(
+            self,
+            "SubscriptionDeadLetterQueue",
+            key=self.function.encryption_key,
+            removal_policy=removal_policy,
+        )
+        allow_service_to_encrypt(
+            self.function.encryption_key,
+            "sns.amazonaws.com",
+            source_arn=alarm_topic.topic_arn,
+            sid="AllowTheAlarmTopicToEncryptDeadLetters",
+        )
+        alarm_topic.add_subscription(
+            subscriptions.LambdaSubscription(
+                function, dead_letter_queue=self.subscription_dead_letter_queue
+            )
+        )
         if any(rule.action == remediation.REDRIVE for rule in rules):
             acknowledge_encrypted_send(function, "the source queues it redrives to")

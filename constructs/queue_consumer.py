@@ -28,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.defaults import (
     BATCH_SIZE,
     DEAD_LETTER_RETENTION,
@@ -109,8 +110,9 @@ class QueueConsumer(Construct):
         :param max_receive_count: receives before SQS moves a message to the DLQ; at least 5,
             so that throttled or briefly failing consumers do not dead-letter good messages.
             Default: 5.
-        :param encryption_key: KMS key for both queues. Default: a new customer-managed key
-            with rotation, which S3/SNS/EventBridge can later be allowed to use.
+        :param encryption_key: KMS key for both queues (and, for a function created here, its
+            log group and environment variables). Default: a new customer-managed key with
+            rotation, which S3/SNS/EventBridge can later be allowed to use.
         :param visibility_timeout: the source queue's visibility timeout; must be at least
             6 × the function timeout + the batching window. Default: exactly that.
         :param function: an existing consumer function (exclusive with ``code``/``handler``).
@@ -214,6 +216,14 @@ class QueueConsumer(Construct):
                 layers=layers,
                 log_retention=log_retention,
                 removal_policy=removal_policy,
+                encryption_key=self.encryption_key,
+            )
+            checkov_skip(
+                function,
+                "CKV_AWS_116",
+                "Invoked synchronously by its SQS event source mapping: a failed record returns "
+                "to the queue and, after max_receive_count receives, goes to the queue's "
+                "redrive DLQ; a function DLQ only serves asynchronous invocations.",
             )
         self.function: lambda_.IFunction = function
 

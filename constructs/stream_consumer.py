@@ -34,6 +34,7 @@ from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.defaults import (
     FUNCTION_TIMEOUT,
     ITERATOR_AGE_ALARM,
@@ -102,7 +103,8 @@ class StreamConsumer(Construct):
         :param shard_count: a provisioned stream with this many shards. Default: none — an
             on-demand stream (scales its shards with the traffic).
         :param retention_period: 24 hours to 365 days; also the replay window. Default: 24 h.
-        :param encryption_key: Default: a new customer-managed key with rotation (KDS3).
+        :param encryption_key: the stream's key, also the function's log group and environment
+            variables'. Default: a new customer-managed key with rotation (KDS3).
         :param function_timeout: Default: 30 seconds.
         :param memory_size: MB. Default: 256.
         :param environment: extra environment variables for the function.
@@ -187,6 +189,14 @@ class StreamConsumer(Construct):
             layers=layers,
             log_retention=log_retention,
             removal_policy=removal_policy,
+            encryption_key=self.encryption_key,
+        )
+        checkov_skip(
+            self.function,
+            "CKV_AWS_116",
+            "Invoked synchronously by its Kinesis event source mapping: a batch that keeps "
+            "failing goes to the mapping's on-failure destination (bounded retries and record "
+            "age); a function DLQ only serves asynchronous invocations.",
         )
         self.failure_bucket: s3.Bucket | None = None
         self.failure_queue: sqs.Queue | None = None

@@ -23,6 +23,8 @@ from aws_cdk import aws_s3 as s3
 
 from constructs import Construct
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
+from conveyor.constructs.defaults import LOG_RETENTION
+from conveyor.constructs.log_groups import encrypted_log_group
 from conveyor.constructs.queues import new_key
 from conveyor.constructs.rules import acknowledge, require, seconds
 
@@ -120,6 +122,16 @@ class StreamDelivery(Construct):
             error_output_prefix=f"{error_prefix}!{{firehose:error-output-type}}/{DATE_PARTITION}",
             encryption_key=self.encryption_key,
             processors=processors,
+            # Firehose's own log group would be unencrypted (checkov CKV_AWS_158).
+            logging_config=firehose.EnableLogging(
+                encrypted_log_group(
+                    self,
+                    "Logs",
+                    key=self.encryption_key,
+                    retention=LOG_RETENTION,
+                    removal_policy=removal_policy,
+                )
+            ),
         )
         self.delivery_stream = firehose.DeliveryStream(
             self,

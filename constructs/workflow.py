@@ -45,6 +45,7 @@ from conveyor.constructs.defaults import (
     SAGA_TASK_TIMEOUT,
     SAGA_TRANSIENT_ERRORS,
 )
+from conveyor.constructs.log_groups import encrypted_log_group
 from conveyor.constructs.queues import new_key
 from conveyor.constructs.rules import acknowledge, require, seconds
 
@@ -82,6 +83,7 @@ class Saga(Construct):
         include_execution_data: bool = False,
         log_retention: logs.RetentionDays = LOG_RETENTION,
         operator_topic: sns.ITopic | None = None,
+        log_encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """Create the log group and the operator topic.
@@ -99,6 +101,8 @@ class Saga(Construct):
         :param log_retention: Default: one month.
         :param operator_topic: where compensation failures are published. Default: a topic
             created here (customer-managed key).
+        :param log_encryption_key: encrypts the execution log group. Default: the operator
+            topic's key when the topic is created here, else a new customer-managed key.
         """
         super().__init__(scope, construct_id)
         path = self.node.path
@@ -140,13 +144,6 @@ class Saga(Construct):
         }
         self._include_execution_data = include_execution_data
         self._removal_policy = removal_policy
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{construct_id}-{_suffix(self)}",
-            retention=log_retention,
-            removal_policy=removal_policy,
-        )
         self.encryption_key: kms.IKey | None = None
         if operator_topic is None:
             self.encryption_key = new_key(
@@ -164,6 +161,24 @@ class Saga(Construct):
             )
             operator_topic = topic
         self.operator_topic = operator_topic
+        logs_key = (
+            log_encryption_key
+            or self.encryption_key
+            or new_key(
+                self,
+                "LogsKey",
+                description="Execution logs of " + path,
+                removal_policy=removal_policy,
+            )
+        )
+        self.log_group = encrypted_log_group(
+            self,
+            "Logs",
+            key=logs_key,
+            log_group_name=f"/aws/vendedlogs/states/{construct_id}-{_suffix(self)}",
+            retention=log_retention,
+            removal_policy=removal_policy,
+        )
         self.compensated = sfn.Pass(self, "Compensated", comment="every compensation ran")
         self._failed = sfn.Fail(
             self,

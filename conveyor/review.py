@@ -12,9 +12,11 @@ Public API (documented in the README, "Use Conveyor in your own CDK app"):
 
 For every stack: resource counts, cdk-nag findings (unacknowledged, from CDK's
 ``validation-report.json``, and acknowledged with their reasons as written into the template's
-``Metadata.cdk_nag``), and cfn-lint results. Exits non-zero on any unacknowledged nag finding,
-on a stack that cdk-nag did not check (its template lacks the ``conveyor:review`` metadata that
-:func:`conveyor.topologies.attach_review_plugins` writes), or on any cfn-lint match.
+``Metadata.cdk_nag``), cfn-lint results, and checkov's (``conveyor.review_checkov``: failed
+checks, and skips with the reasons written in ``Metadata.checkov``). Exits non-zero on any
+unacknowledged nag finding, on a stack that cdk-nag did not check (its template lacks the
+``conveyor:review`` metadata that :func:`conveyor.topologies.attach_review_plugins` writes),
+on any cfn-lint match, or on any checkov finding without a reason (or checkov not run).
 
 A synth that cdk-nag failed still writes the templates and the report: ``make synth`` runs the
 review after a failed ``cdk synth`` too, so the summary lists the unacknowledged findings.
@@ -29,6 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from conveyor import review_checkov
 
 # W3005 (redundant DependsOn) is noise on CDK templates: CDK adds explicit DependsOn next to
 # the Ref/GetAtt it already has for deployment ordering of custom resources.
@@ -51,12 +55,19 @@ class StackReview:
     nag_packs: tuple[str, ...] = ()
     # The findings of the other TEMPLATE_CHECKERS, by checker name.
     findings: dict[str, list[str]] = field(default_factory=dict)
+    # checkov's results (None: not run, which fails the review).
+    checkov: review_checkov.CheckovReport | None = None
 
     @property
     def ok(self) -> bool:
         others = any(self.findings.values())
+        checkov_ok = self.checkov is not None and self.checkov.ok
         return (
-            bool(self.nag_packs) and not self.lint_findings and not self.nag_findings and not others
+            bool(self.nag_packs)
+            and not self.lint_findings
+            and not self.nag_findings
+            and not others
+            and checkov_ok
         )
 
 
@@ -96,10 +107,16 @@ def attach_review(app: Any, *, packs: tuple[str, ...] = REVIEW_PACKS) -> None:
     any finding not acknowledged with :func:`acknowledge`; acknowledgements are written into
     each resource's ``Metadata.cdk_nag``, and each stack's template records in
     ``Metadata["conveyor:review"]`` that cdk-nag checked it (the review fails a stack
-    without it).
+    without it). checkov (run by :func:`review` on the templates) reads
+    ``Metadata.checkov.skip``: Conveyor's constructs write their own reasons
+    (:func:`conveyor.constructs.checkov.checkov_skip`), and
+    :class:`~conveyor.constructs.checkov.CdkFrameworkSkips`, attached here, explains CDK's own
+    provider functions in every stack of the app.
     """
     from aws_cdk import Aspects, Validations
     from cdk_nag import AwsSolutionsChecks
+
+    from conveyor.constructs.checkov import CdkFrameworkSkips
 
     if tuple(packs) != ("AwsSolutions",):
         raise ValueError(f"attach_review: only the AwsSolutions pack is supported (got {packs})")
@@ -107,6 +124,7 @@ def attach_review(app: Any, *, packs: tuple[str, ...] = REVIEW_PACKS) -> None:
         AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
     )
     Aspects.of(app).add(_mark_reviewed(tuple(packs)))
+    Aspects.of(app).add(CdkFrameworkSkips())
 
 
 def _mark_reviewed(packs: tuple[str, ...]) -> Any:
@@ -170,14 +188,20 @@ def nag_violations(assembly: Path) -> dict[str, list[str]]:
     return by_stack
 
 
-def review(assembly: Path) -> list[StackReview]:
+def review(assembly: Path, *, checkov: bool = True) -> list[StackReview]:
+    """Review every stack of ``assembly``; ``checkov=False`` leaves checkov out (the stacks
+    then fail the review: a quicker look at the other checkers only)."""
     manifest = json.loads((assembly / "manifest.json").read_text())
     violations = nag_violations(assembly)
+    stacks = {
+        name: assembly / artifact["properties"]["templateFile"]
+        for name, artifact in sorted(manifest.get("artifacts", {}).items())
+        if artifact.get("type") == "aws:cloudformation:stack"
+    }
+    checkov_reports = review_checkov.scan(stacks) if checkov else {}
     reviews = []
-    for name, artifact in sorted(manifest.get("artifacts", {}).items()):
-        if artifact.get("type") != "aws:cloudformation:stack":
-            continue
-        template = json.loads((assembly / artifact["properties"]["templateFile"]).read_text())
+    for name, template_file in stacks.items():
+        template = json.loads(template_file.read_text())
         resources = Counter(r["Type"] for r in template.get("Resources", {}).values())
         findings = {checker.name: _run(checker, template) for checker in TEMPLATE_CHECKERS}
         reviews.append(
@@ -189,6 +213,7 @@ def review(assembly: Path) -> list[StackReview]:
                 nag_findings=violations.get(name, []),
                 nag_packs=nag_packs(template),
                 findings=findings,
+                checkov=checkov_reports.get(name),
             )
         )
     return reviews
@@ -233,6 +258,7 @@ def render(reviews: list[StackReview]) -> str:
             note = f" ({checker.note})" if checker.note else ""
             lines.append(f"  {checker.name}: {len(found)} findings{note}")
             lines.extend(f"    {finding}" for finding in found)
+        lines.extend(review_checkov.render(item.checkov))
     verdict = "PASS" if reviews and all(r.ok for r in reviews) else "FAIL"
     lines.append(f"Review: {verdict} ({len(reviews)} stacks)")
     return "\n".join(lines)

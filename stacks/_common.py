@@ -62,6 +62,9 @@ def operate(
         removal_policy=removal_policy,
     )
     monitoring.watch_async_function(remediation.function, name="Remediation")
+    monitoring.watch_dead_letter_queue(
+        remediation.subscription_dead_letter_queue, name="Remediation-subscription-dlq"
+    )
     CfnOutput(stack, "AlarmTopicArn", value=alarms.topic.topic_arn)
     if monitoring.dashboard is not None:
         CfnOutput(stack, "DashboardName", value=monitoring.dashboard.dashboard_name)

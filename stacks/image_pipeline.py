@@ -19,6 +19,7 @@ from constructs import Construct
 from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.constructs.rules import acknowledge
 from conveyor.lambdas.handler_kit.handler_kit import contract as kit
@@ -68,6 +69,13 @@ class ImagePipelineStack(Stack):
             server_access_logs_prefix="Processed/",
             removal_policy=removal_policy,
             auto_delete_objects=destroy,
+            versioned=False,
+        )
+        checkov_skip(
+            self.processed_bucket,
+            "CKV_AWS_21",
+            "Thumbnails are derived data: each is regenerated from its upload, which the "
+            "versioned uploads bucket keeps; versions here would only add storage cost.",
         )
         self.consumer = QueueConsumer(
             self,

@@ -17,8 +17,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
@@ -26,6 +26,12 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 
 from constructs import Construct
 from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
+from conveyor.constructs.checkov import (
+    LAMBDA_NO_RESERVED_CONCURRENCY,
+    LAMBDA_NOT_IN_VPC,
+    checkov_skip,
+    checkov_skip_all,
+)
 from conveyor.constructs.defaults import (
     ARCHITECTURE,
     FUNCTION_TIMEOUT,
@@ -34,6 +40,7 @@ from conveyor.constructs.defaults import (
     RUNTIME,
 )
 from conveyor.constructs.event_router import EventRouter, Target
+from conveyor.constructs.log_groups import encrypted_log_group
 from conveyor.constructs.queues import new_key, queue_with_dead_letter
 from conveyor.constructs.workflow import Saga
 from conveyor.lambdas.fulfillment.fulfillment import contract
@@ -79,10 +86,19 @@ class OrderFulfillmentStack(Stack):
             kit.POWERTOOLS_SERVICE_NAME: "order-fulfillment",
             kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/OrderFulfillment",
         }
+        # One key for the steps' log groups and environment variables (checkov CKV_AWS_158/173).
+        functions_key = new_key(
+            self,
+            "FunctionsKey",
+            description="Log groups and environment variables of the order fulfilment steps",
+            removal_policy=removal_policy,
+        )
         self.functions: dict[str, lambda_.Function] = {}
         for handler in contract.HANDLERS:
             name = "".join(part.title() for part in handler.rsplit(".", 1)[1].split("_"))
-            function = _step_function(self, name, code, handler, environment, layer, removal_policy)
+            function = _step_function(
+                self, name, code, handler, environment, layer, removal_policy, functions_key
+            )
             self.orders.grant(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
             if handler in (contract.RESERVE_STOCK_HANDLER, contract.RELEASE_STOCK_HANDLER):
                 self.inventory.grant(function, "dynamodb:GetItem", "dynamodb:UpdateItem")
@@ -218,11 +234,12 @@ def _step_function(
     environment: dict[str, str],
     layer: lambda_.ILayerVersion,
     removal_policy: RemovalPolicy,
+    key: kms.IKey,
 ) -> lambda_.Function:
     """A step's function with Conveyor's defaults (``python_function``'s, under ids of its own
     so that each function's alarms are named after its step)."""
-    log_group = logs.LogGroup(
-        scope, f"{name}Logs", retention=LOG_RETENTION, removal_policy=removal_policy
+    log_group = encrypted_log_group(
+        scope, f"{name}Logs", key=key, retention=LOG_RETENTION, removal_policy=removal_policy
     )
     role = iam.Role(
         scope,
@@ -231,7 +248,8 @@ def _step_function(
         description=f"Order fulfilment step {name}: its log group and its tables",
     )
     log_group.grant_write(role)
-    return lambda_.Function(
+    key.grant_decrypt(role)
+    function = lambda_.Function(
         scope,
         name,
         code=code,
@@ -246,7 +264,16 @@ def _step_function(
         log_group=log_group,
         logging_format=lambda_.LoggingFormat.JSON,
         description=f"Order fulfilment step {name}",
+        environment_encryption=key,
     )
+    checkov_skip_all(function, (LAMBDA_NOT_IN_VPC, LAMBDA_NO_RESERVED_CONCURRENCY))
+    checkov_skip(
+        function,
+        "CKV_AWS_116",
+        "Invoked synchronously by the state machine's Lambda task: its error returns to the "
+        "execution, which retries transient errors and compensates the others (Retry/Catch).",
+    )
+    return function
 
 
 def _table(

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from aws_cdk import Duration, Stack
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
@@ -214,3 +214,82 @@ def test_invalid_remediation_options_are_rejected(make_app, options, message):
 def test_invalid_sms_number_is_rejected(make_app):
     with pytest.raises(ValueError, match=r"E\.164"):
         AlarmTopic(Stack(make_app(), "Bad"), "Alarms", sms_numbers=["0612345678"])
+
+
+def test_remediation_subscription_has_an_encrypted_dead_letter_queue_sns_may_write(make_app):
+    stack = Stack(make_app(), "RemediationDlq")
+    consumer = QueueConsumer(stack, "Orders", **FN)
+    alarms = AlarmTopic(stack, "Alarms", emails=["ops@example.com"])
+    monitoring = Monitoring(
+        stack, "Monitoring", alarm_topic=alarms.topic, dashboard_name=stack.node.id
+    )
+    monitoring.watch_queue_consumer(consumer)
+    remediation = Remediation(
+        stack, "Remediation", alarm_topic=alarms.topic, rules=monitoring.remediation_rules
+    )
+    template = Template.from_stack(stack)
+    dlq_id = stack.get_logical_id(remediation.subscription_dead_letter_queue.node.default_child)
+    template.has_resource_properties(
+        "AWS::SNS::Subscription",
+        {
+            "Protocol": "lambda",
+            "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]}},
+        },
+    )
+    dlq = template.find_resources("AWS::SQS::Queue")[dlq_id]["Properties"]
+    assert "KmsMasterKeyId" in dlq
+    # SNS (for this alarm topic only) may encrypt the dead letters with the queue's key.
+    keys = template.find_resources("AWS::KMS::Key")
+    statements = [s for k in keys.values() for s in k["Properties"]["KeyPolicy"]["Statement"]]
+    assert any(s.get("Sid") == "AllowTheAlarmTopicToEncryptDeadLetters" for s in statements)
+
+
+def test_dead_letter_queue_of_a_queue_without_a_consumer_alarms(make_app):
+    """A queue read outside the app (no consumer construct) still gets its DLQ alarm."""
+    from conveyor.constructs.queues import queue_with_dead_letter
+
+    stack = Stack(make_app(), "NoConsumer")
+    _, dlq = queue_with_dead_letter(stack, "Audit", removal_policy=RemovalPolicy.DESTROY)
+    alarms = AlarmTopic(stack, "Alarms", emails=["ops@example.com"])
+    monitoring = Monitoring(
+        stack, "Monitoring", alarm_topic=alarms.topic, dashboard_name=stack.node.id
+    )
+    monitoring.watch_scope(stack)
+    template = Template.from_stack(stack)
+    dlq_id = stack.get_logical_id(dlq.node.default_child)
+    depth = [
+        a["Properties"]
+        for a in template.find_resources("AWS::CloudWatch::Alarm").values()
+        if a["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+    ]
+    assert len(depth) == 1
+    assert depth[0]["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq_id, "QueueName"]}}
+    ]
+    assert depth[0]["Threshold"] == 0
+    assert [r.dead_letter_queue for r in monitoring.remediation_rules] == [dlq]
+
+
+def test_every_stack_alarms_on_the_dlqs_of_its_consumerless_queues(synthesized):
+    """OrderEvents' large-orders queue, PaymentsRouting's audit queue, the saga's outcomes
+    queue: every DLQ in every stack has a depth alarm."""
+    for stack in synthesized["stacks"].values():
+        template = json.loads(
+            (synthesized["outdir"] / f"{stack.artifact_id}.template.json").read_text()
+        )
+        resources = template["Resources"]
+        dlqs = {
+            r["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+            for r in resources.values()
+            if r["Type"] == "AWS::SQS::Queue" and "RedrivePolicy" in r.get("Properties", {})
+        }
+        alarmed = {
+            d["Value"]["Fn::GetAtt"][0]
+            for r in resources.values()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+            for d in r["Properties"].get("Dimensions", [])
+            if d["Name"] == "QueueName"
+            and isinstance(d["Value"], dict)
+            and "Fn::GetAtt" in d["Value"]
+        }
+        assert dlqs <= alarmed, (stack.stack_name, sorted(dlqs - alarmed))

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 IDEMPOTENCY_TABLE = "conveyor-idempotency"
+# handler_kit.dead_letter.DeadLetterLedger items share the idempotency table.
+DEAD_LETTER_LEDGER_PREFIX = "dead-letter#"
 
 
 def create_idempotency_table(dynamodb: Any, name: str = IDEMPOTENCY_TABLE) -> None:
@@ -46,10 +48,20 @@ class Aws:
         )
         return response.get("Messages", [])
 
+    def dead_letter_ledger(self) -> dict[str, str]:
+        """handler_kit.dead_letter's ledger in the table: item id -> DLQ message id."""
+        return {
+            item["id"]["S"]: item["dlqMessageId"]["S"]
+            for item in self.dynamodb.scan(TableName=self.table)["Items"]
+            if item["id"]["S"].startswith(DEAD_LETTER_LEDGER_PREFIX)
+        }
+
     def idempotency_records(self) -> dict[str, dict[str, Any]]:
         """Record id -> {"status", "data" (the stored result, decoded), "expiration"}."""
         records = {}
         for item in self.dynamodb.scan(TableName=self.table)["Items"]:
+            if item["id"]["S"].startswith(DEAD_LETTER_LEDGER_PREFIX):
+                continue  # handler_kit.dead_letter's ledger shares the table
             data = item.get("data", {}).get("S")
             records[item["id"]["S"]] = {
                 "status": item["status"]["S"],

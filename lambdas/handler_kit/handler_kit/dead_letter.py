@@ -7,17 +7,28 @@ redriven message looks like the original), plus ``ErrorReason`` (truncated) and
 and is deduplicated by the source message id. When the send is not possible (no queue
 configured, or SQS refused it) the given error is raised: the record becomes a batch item
 failure and the source queue's redrive policy takes over.
+
+One copy per source message: a standard DLQ does not deduplicate, so a poison message whose
+delete is lost (or whose invocation times out after the copy) would be copied again on its
+redelivery. With a :class:`DeadLetterLedger` (a DynamoDB table, e.g. the handler's Powertools
+idempotency table), the copy is recorded under the source queue and message id once sent, and
+a redelivery of an already copied message is acknowledged without a second copy or a second
+``MessagesDeadLettered``. What remains: the function dying between the send and the ledger
+write (milliseconds) still copies twice, and two deliveries of one message processed at the
+same moment may both copy. Without a ledger the copy is at-least-once; every copy carries
+``SourceMessageId``, so duplicates are recognisable in the DLQ.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .contract import DEAD_LETTER_QUEUE_URL, MESSAGES_DEAD_LETTERED
+from .contract import DEAD_LETTER_QUEUE_URL, DUPLICATES_SKIPPED, MESSAGES_DEAD_LETTERED
 from .metrics import count
 
 if TYPE_CHECKING:
@@ -30,6 +41,56 @@ MAX_ERROR_REASON_CHARS = 1024
 MAX_MESSAGE_ATTRIBUTES = 10
 DEAD_LETTER_ATTRIBUTES = ("ErrorReason", "SourceMessageId")
 REDRIVE_NOTE = "the queue's redrive policy moves it to the DLQ after maxReceiveCount"
+
+
+# How long the ledger remembers a copy: the longest a DLQ keeps a message (14 days).
+LEDGER_RETENTION_SECONDS = 14 * 24 * 3600
+LEDGER_STATUS = "DEAD_LETTERED"
+
+
+@dataclass(frozen=True)
+class DeadLetterLedger:
+    """Which source messages were already copied to the DLQ, in a DynamoDB table whose
+    partition key is ``id`` (string) and TTL attribute ``expiration`` — the layout of the
+    Powertools idempotency table, which it can share (items ``dead-letter#<queue>#<id>``).
+
+    ``table`` returns the table name, or None for no ledger (at-least-once copies)."""
+
+    client: Callable[[], BaseClient]
+    table: Callable[[], str | None]
+    retention_seconds: int = LEDGER_RETENTION_SECONDS
+
+    @staticmethod
+    def key(record: SQSRecord) -> str:
+        return f"dead-letter#{record.get('eventSourceARN') or ''}#{record.message_id}"
+
+    def copied(self, record: SQSRecord) -> str | None:
+        """The DLQ message id of this record's earlier copy, if there is one."""
+        table = self.table()
+        if table is None:
+            return None
+        item = (
+            self.client()
+            .get_item(TableName=table, Key={"id": {"S": self.key(record)}}, ConsistentRead=True)
+            .get("Item")
+        )
+        if not item:
+            return None
+        return str(item.get("dlqMessageId", {}).get("S", ""))
+
+    def record(self, record: SQSRecord, dead_letter_message_id: str) -> None:
+        table = self.table()
+        if table is None:
+            return
+        self.client().put_item(
+            TableName=table,
+            Item={
+                "id": {"S": self.key(record)},
+                "status": {"S": LEDGER_STATUS},
+                "dlqMessageId": {"S": dead_letter_message_id},
+                "expiration": {"N": str(int(time.time()) + self.retention_seconds)},
+            },
+        )
 
 
 @dataclass(frozen=True)
@@ -46,6 +107,9 @@ class DeadLetterQueue:
     label: str = "Poison message"
     fallback: str = REDRIVE_NOTE
     fifo: bool = False
+    # Standard DLQs: one copy per source message (see the module docstring). FIFO DLQs
+    # deduplicate by the source message id themselves.
+    ledger: DeadLetterLedger | None = None
 
     def send(self, record: SQSRecord, reason: str, error: Exception, url: str | None) -> None:
         """Send ``record`` to the queue ``url`` and count it; or log and raise ``error``."""
@@ -56,6 +120,8 @@ class DeadLetterQueue:
                 extra={"reason": reason},
             )
             raise error
+        if self._already_copied(record, reason):
+            return
         request: dict[str, Any] = {
             "QueueUrl": url,
             "MessageBody": record.body,
@@ -88,6 +154,38 @@ class DeadLetterQueue:
             },
         )
         count(self.metrics, MESSAGES_DEAD_LETTERED)
+        if self.ledger is not None:
+            try:
+                self.ledger.record(record, str(response.get("MessageId", "")))
+            except (BotoCoreError, ClientError):
+                # The copy exists: failing the record now would copy it again.
+                self.logger.exception(
+                    f"{self.label} dead-lettered, but its copy could not be recorded: a "
+                    "redelivery of it would be copied again",
+                    extra={"reason": reason},
+                )
+
+    def _already_copied(self, record: SQSRecord, reason: str) -> bool:
+        if self.ledger is None:
+            return False
+        try:
+            earlier = self.ledger.copied(record)
+        except (BotoCoreError, ClientError):
+            # Unknown: copying again (a possible duplicate) beats losing the message.
+            self.logger.exception(
+                f"{self.label}: the dead-letter ledger could not be read; copying it anyway",
+                extra={"reason": reason},
+            )
+            return False
+        if earlier is None:
+            return False
+        self.logger.info(
+            f"{self.label} was already sent to the dead-letter queue: acknowledged, not "
+            "copied again",
+            extra={"reason": reason, "dead_letter_message_id": earlier},
+        )
+        count(self.metrics, DUPLICATES_SKIPPED)
+        return True
 
 
 def dead_letter_attributes(record: Mapping[str, Any], reason: str) -> dict[str, Any]:

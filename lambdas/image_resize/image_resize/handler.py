@@ -5,7 +5,10 @@ Every SQS record's body is an S3 event notification. Each record ends in exactly
 * acknowledged after its work is done (thumbnails written), or
 * acknowledged as a counted drop (test event, ignored event, missing object, stale event,
   rejected image, recursion guard): retrying could never change the outcome, or
-* dead-lettered directly (malformed body and DEAD_LETTER_QUEUE_URL set), or
+* dead-lettered directly (malformed body and DEAD_LETTER_QUEUE_URL set): at least once — this
+  function has no table for ``handler_kit.dead_letter.DeadLetterLedger``, so a redelivery
+  after a lost delete adds a second copy (same ``SourceMessageId``); thumbnails themselves are
+  idempotent (deterministic keys, overwritten with the same bytes), or
 * reported in ``batchItemFailures`` (transient or unexpected error, or a malformed body that
   could not be dead-lettered): SQS retries it and its redrive policy moves it to the DLQ
   after maxReceiveCount. If every record of the batch fails, the invocation raises instead

@@ -5,8 +5,13 @@ by ``CONSUMER_NAME``. Each SQS record holds one ``OrderPlaced`` event, wrapped i
 envelope or (raw message delivery) as is. Each record ends in exactly one way:
 
 * acknowledged after its work is done (``OrdersProcessed``), or after finding that this
-  consumer already did it (``DuplicatesSkipped``): the work runs once per consumer and order
-  id, whatever the SQS or SNS message id (Powertools idempotency, DynamoDB);
+  consumer already did it (``DuplicatesSkipped``): the work's result is recorded once per
+  consumer and order id, whatever the SQS or SNS message id (Powertools idempotency, DynamoDB;
+  the completion write is retried with backoff, ``handler_kit.idempotency``). If that write
+  keeps failing, the record is retried once the in-progress record expires and the work runs
+  again: the work is at-least-once. It is pure and deterministic (the shipment id derives from
+  the order id), so a second run repeats no effect; a consumer that adds a real side effect
+  must key it by the order id at its destination (a conditional write, a deterministic id);
 * acknowledged as a counted drop: an event type other than OrderPlaced
   (``UnknownEventTypesIgnored``; the subscription filter policy should have stopped it);
 * dead-lettered directly (DEAD_LETTER_QUEUE_URL set, ``MessagesDeadLettered``): malformed
@@ -41,7 +46,7 @@ from handler_kit.contract import (
     UNKNOWN_EVENT_TYPES_IGNORED,
     UNSUPPORTED_VERSIONS,
 )
-from handler_kit.dead_letter import DeadLetterQueue
+from handler_kit.dead_letter import DeadLetterLedger, DeadLetterQueue
 from handler_kit.metrics import count, new_metrics
 from handler_kit.settings import cached_settings
 
@@ -85,7 +90,14 @@ _settings = cached_settings(ConsumerSettings)
 
 _sqs_client = lazy_client("sqs")
 _dynamodb_client = lazy_client("dynamodb")
-_dead_letter_queue = DeadLetterQueue(logger, metrics, _sqs_client, label="Poison message")
+# One DLQ copy per source message: copies are recorded in the idempotency table.
+_dead_letter_queue = DeadLetterQueue(
+    logger,
+    metrics,
+    _sqs_client,
+    label="Poison message",
+    ledger=DeadLetterLedger(_dynamodb_client, lambda: _settings().idempotency_table),
+)
 
 
 @functools.cache

@@ -6,6 +6,7 @@ dead-letter queue. Events are built by the factories of events_support.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -19,6 +20,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
 )
 from botocore.exceptions import ClientError
+from handler_kit import idempotency as kit_idempotency
 from order_events import handler, routing
 from order_events.config import (
     DEFAULT_CONSUMER_IDEMPOTENCY_SECONDS,
@@ -748,16 +750,53 @@ def test_dynamodb_throttling_is_a_batch_item_failure_and_the_retry_succeeds(
     assert work_calls == [("payment", "o-2"), ("payment", "o-1")]
 
 
-def test_throttled_result_write_fails_the_record(aws, invoke, monkeypatch, work_calls) -> None:
-    """The work ran but its result could not be stored: the message is retried once the
-    in-progress record expires (with the invocation), so delivery is at-least-once."""
+@contextlib.contextmanager
+def throttled_calls(client: Any, operation: str, times: int) -> Iterator[list[str]]:
+    """Fault injection through botocore's event hooks on the handler's own client: the first
+    ``times`` calls of ``operation`` are throttled before they are sent (botocore's own retries
+    never see them, as with a throttle that outlasts them)."""
+    throttled: list[str] = []
+
+    def hook(**_: Any) -> None:
+        if len(throttled) < times:
+            throttled.append(operation)
+            raise throttling(operation)
+
+    event = f"before-call.dynamodb.{operation}"
+    client.meta.events.register(event, hook)
+    try:
+        yield throttled
+    finally:
+        client.meta.events.unregister(event, hook)
+
+
+def test_completion_write_throttled_once_is_retried_and_the_work_runs_once(
+    aws, invoke, work_calls, emitted_metrics
+) -> None:
+    """Powertools' save_success throttled once: the kit retries it with backoff, so the record
+    is COMPLETED and a redelivery is a duplicate, not a second run of the work."""
     client = handler._dynamodb_client()
-    monkeypatch.setattr(
-        client, "update_item", failing_first(client.update_item, throttling("UpdateItem"))
-    )
+    with throttled_calls(client, "UpdateItem", times=1) as throttled:
+        response = invoke(sqs_event(raw(VALID, "msg-1")))
 
-    response = invoke(sqs_event(raw(VALID, "msg-1"), raw(order_placed("o-9"), "msg-2")))
+    assert throttled == ["UpdateItem"]
+    assert response == {"batchItemFailures": []}
+    assert aws.idempotency_records()[record_key("payment", "o-123")]["status"] == "COMPLETED"
+    assert invoke(sqs_event(raw(VALID, "msg-1"))) == {"batchItemFailures": []}  # redelivered
+    assert work_calls == [("payment", "o-123")]
+    assert emitted_metrics() == {"OrdersProcessed": 1, "DuplicatesSkipped": 1}
 
+
+def test_completion_write_that_keeps_failing_fails_the_record(aws, invoke, work_calls) -> None:
+    """Throttled on every attempt: the record fails and stays INPROGRESS until it expires
+    with the invocation; the work (pure, see consumers.py) may then run again."""
+    client = handler._dynamodb_client()
+    with throttled_calls(
+        client, "UpdateItem", times=kit_idempotency.COMPLETION_WRITE_ATTEMPTS
+    ) as throttled:
+        response = invoke(sqs_event(raw(VALID, "msg-1"), raw(order_placed("o-9"), "msg-2")))
+
+    assert len(throttled) == kit_idempotency.COMPLETION_WRITE_ATTEMPTS
     assert response == {"batchItemFailures": [{"itemIdentifier": "msg-1"}]}
     assert work_calls == [("payment", "o-123"), ("payment", "o-9")]
     assert aws.idempotency_records()[record_key("payment", "o-123")]["status"] == "INPROGRESS"
@@ -1043,3 +1082,36 @@ def test_routing_result_is_json_serializable(routed) -> None:
     result = user(sns_lambda_event(USER, event_type="user"))
 
     assert json.loads(json.dumps(result)) == result
+
+
+def test_poison_message_redelivered_after_a_lost_delete_is_dead_lettered_once(
+    aws, invoke, emitted_metrics, consumer_logs
+) -> None:
+    """The copy is made, then the delete is lost (or the invocation times out): SQS delivers
+    the same message again. The ledger in the idempotency table keeps it to one DLQ copy."""
+    poison = sqs_record("{not json", "msg-1")
+
+    assert invoke(sqs_event(poison)) == {"batchItemFailures": []}
+    assert invoke(sqs_event(poison)) == {"batchItemFailures": []}  # redelivered
+
+    [copy] = aws.dead_letters()
+    assert copy["MessageAttributes"]["SourceMessageId"]["StringValue"] == "msg-1"
+    assert list(aws.dead_letter_ledger().values()) == [copy["MessageId"]]
+    assert emitted_metrics() == {
+        "MalformedMessages": 2,
+        "MessagesDeadLettered": 1,
+        "DuplicatesSkipped": 1,
+    }
+    assert any("already sent to the dead-letter queue" in log["message"] for log in consumer_logs)
+
+
+def test_poison_message_is_still_dead_lettered_when_the_ledger_cannot_be_read(
+    aws, invoke, emitted_metrics
+) -> None:
+    """A ledger read that fails must not lose the message: it is copied (maybe twice)."""
+    client = handler._dynamodb_client()
+    with throttled_calls(client, "GetItem", times=1):
+        assert invoke(sqs_event(sqs_record("{not json", "msg-1"))) == {"batchItemFailures": []}
+
+    assert len(aws.dead_letters()) == 1
+    assert emitted_metrics() == {"MalformedMessages": 1, "MessagesDeadLettered": 1}
