@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -44,8 +45,12 @@ def python_function(
     log_retention: logs.RetentionDays = LOG_RETENTION,
     removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     description: str | None = None,
+    vpc: ec2.IVpc | None = None,
+    vpc_subnets: ec2.SubnetSelection | None = None,
+    security_groups: Sequence[ec2.ISecurityGroup] = (),
 ) -> tuple[lambda_.Function, logs.LogGroup]:
-    """Create ``LogGroup``, ``Role`` and ``Function`` children of ``scope``."""
+    """Create ``LogGroup``, ``Role`` and ``Function`` children of ``scope`` (in ``vpc`` when
+    given: CDK then adds AWSLambdaVPCAccessExecutionRole to the role, acknowledged here)."""
     log_group = logs.LogGroup(
         scope, "LogGroup", retention=log_retention, removal_policy=removal_policy
     )
@@ -71,7 +76,18 @@ def python_function(
         log_group=log_group,
         logging_format=lambda_.LoggingFormat.JSON,
         description=description,
+        vpc=vpc,
+        vpc_subnets=vpc_subnets,
+        security_groups=list(security_groups) or None,
     )
+    if vpc is not None:
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaVPCAccessExecutionRole]",
+            "A function in a VPC needs to create and delete its network interfaces; AWS "
+            "maintains this policy for exactly that (ec2:*NetworkInterface* on '*').",
+        )
     return function, log_group
 
 

@@ -22,6 +22,8 @@ from conveyor.stacks.order_fulfillment import OrderFulfillmentStack
 from conveyor.stacks.order_pipeline import OrderPipelineStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
 from conveyor.stacks.telemetry import TelemetryStack
+from conveyor.stacks.tours_kafka import ToursKafkaStack
+from conveyor.stacks.tours_rabbitmq import ToursRabbitMqStack
 
 
 def stack_name(settings: Settings, topology: str) -> str:
@@ -83,6 +85,18 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             app,
             stack_name(settings, "Telemetry"),
             description="Conveyor telemetry: devices -> Kinesis -> Lambda aggregates -> DynamoDB",
+            **common,
+        ),
+        ToursRabbitMqStack(
+            app,
+            stack_name(settings, "ToursRabbitMQ"),
+            description="Conveyor tours on RabbitMQ: API -> Lambda -> Amazon MQ -> Lambda -> DDB",
+            **common,
+        ),
+        ToursKafkaStack(
+            app,
+            stack_name(settings, "ToursKafka"),
+            description="Conveyor tours on Kafka: API -> Lambda -> MSK Serverless -> Lambda -> DDB",
             **common,
         ),
     ]

@@ -13,7 +13,9 @@ from __future__ import annotations
 from conveyor.sandbox.sources.base import Delivery, EventSource, EventSourceFactory
 from conveyor.sandbox.sources.eventbridge import EventBridgeTargetSource
 from conveyor.sandbox.sources.firehose import FirehoseDelivery
+from conveyor.sandbox.sources.kafka import KafkaPartitionPoller
 from conveyor.sandbox.sources.kinesis import KinesisShardPoller
+from conveyor.sandbox.sources.rabbitmq import RabbitMqPoller
 from conveyor.sandbox.sources.sns import SnsSubscriptionSource
 from conveyor.sandbox.sources.sqs import SqsPoller
 from conveyor.sandbox.sources.stepfunctions import StepFunctionsTargetSource
@@ -28,4 +30,6 @@ EVENT_SOURCES: tuple[EventSourceFactory, ...] = (
     KinesisShardPoller,
     FirehoseDelivery,
     StepFunctionsTargetSource,
+    RabbitMqPoller,
+    KafkaPartitionPoller,
 )
