@@ -264,7 +264,7 @@ _FUNCTION_PROPERTIES = frozenset(
     words(
         "Code Handler Runtime Timeout MemorySize Role Environment Layers LoggingConfig "
         "Architectures Description Tags FunctionName TracingConfig ReservedConcurrentExecutions "
-        "EphemeralStorage RuntimeManagementConfig"
+        "EphemeralStorage RuntimeManagementConfig VpcConfig"
     )
 )
 
