@@ -105,10 +105,19 @@ def sandbox_up(args: argparse.Namespace) -> int:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
     endpoint = f"http://localhost:{args.port}"
+    plan = _plan_brokers(Path(args.assembly), install=not args.no_broker_install)
     try:
+        for line in plan.lines():
+            print(line)
         session = _session()
         started = time.perf_counter()
-        deployment = deploy(Path(args.assembly), session=session, endpoint_url=endpoint)
+        deployment = deploy(
+            Path(args.assembly),
+            session=session,
+            endpoint_url=endpoint,
+            stack_names=plan.deployable,
+            brokers=plan.brokers,
+        )
         print(
             f"Deployed {len(deployment.stacks)} stacks into {endpoint} "
             f"in {time.perf_counter() - started:.1f} s"
@@ -116,7 +125,15 @@ def sandbox_up(args: argparse.Namespace) -> int:
         _print_deployment(deployment)
         runtime = Runtime(deployment, session=session, endpoint_url=endpoint)
         ok = _run_scenarios(deployment, runtime, session, endpoint) if not args.no_demo else True
+        if plan.blocked and os.environ.get("CI", "").lower() == "true":
+            # In CI a topology that could not be deployed is a failure, never a skip.
+            print(
+                f"FAILED: {len(plan.blocked)} topologies not deployed (CI=true): "
+                + ", ".join(plan.blocked)
+            )
+            ok = False
         if args.once:
+            runtime.close()
             return 0 if ok else 1
         _write_state(deployment, endpoint)
         print(f"Serving on {endpoint} — e.g. aws --endpoint-url {endpoint} s3 ls; Ctrl-C stops.")
@@ -134,6 +151,17 @@ def sandbox_up(args: argparse.Namespace) -> int:
     finally:
         STATE_FILE.unlink(missing_ok=True)
         server.stop()
+        plan.brokers.stop()
+
+
+def _plan_brokers(assembly: Path, *, install: bool) -> Any:
+    """Start the local brokers the assembly's stacks need (installing Debian's RabbitMQ when
+    ``install`` and root); the stacks whose broker cannot run are not deployed, and said."""
+    from conveyor.sandbox.assembly import read_assembly
+    from conveyor.sandbox.brokers import plan_brokers
+
+    stacks = read_assembly(assembly).stacks
+    return plan_brokers({s.name: s.template for s in stacks}, install=install)
 
 
 def _write_state(deployment: Any, endpoint: str) -> None:
@@ -410,6 +438,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--once", action="store_true", help="exit after the demo scenarios")
     up.add_argument("--detach", action="store_true", help="run in the background")
     up.add_argument("--no-demo", action="store_true", help="skip the demo scenarios")
+    up.add_argument(
+        "--no-broker-install",
+        action="store_true",
+        help="never apt-get install rabbitmq-server (by default it is, when missing and root)",
+    )
     up.set_defaults(handler=sandbox_up)
     actions.add_parser("status", help="is a sandbox running, and its outputs").set_defaults(
         handler=sandbox_status

@@ -362,3 +362,45 @@ def brokers_needed(template: dict[str, object]) -> set[str]:
         for r in resources.values()
         if isinstance(r, dict) and str(r.get("Type")) in BROKER_TYPES
     }
+
+
+@dataclass
+class BrokerPlan:
+    """Which stacks of an assembly can be deployed with the brokers that could start."""
+
+    brokers: LocalBrokers
+    deployable: list[str]  # stack names
+    blocked: dict[str, str]  # stack name -> what is missing
+
+    def lines(self) -> list[str]:
+        lines = []
+        if self.brokers.rabbitmq is not None:
+            server = self.brokers.rabbitmq
+            lines.append(
+                f"Local RabbitMQ: {RABBITMQ_SERVER} on {LOOPBACK}:{server.port} "
+                f"(node {server.node}, up in {server.startup_s:.1f} s)"
+            )
+        if self.brokers.kafka is not None:
+            kafka = self.brokers.kafka
+            lines.append(
+                f"Local Kafka: tansu ({TANSU_WHEEL}) on {kafka.bootstrap_servers} "
+                f"(up in {kafka.startup_s:.1f} s)"
+            )
+        for stack, missing in self.blocked.items():
+            lines.append(f"NOT DEPLOYED {stack}: {missing}")
+        return lines
+
+
+def plan_brokers(templates: dict[str, dict[str, object]], *, install: bool) -> BrokerPlan:
+    """Start the brokers the stacks (name -> template) need; say which stacks cannot run."""
+    needs = {name: brokers_needed(template) for name, template in templates.items()}
+    brokers = start_brokers(set().union(*needs.values()) if needs else set(), install=install)
+    blocked = {
+        name: "; ".join(
+            f"the local {broker} broker is unavailable: {brokers.missing[broker]}"
+            for broker in sorted(need & set(brokers.missing))
+        )
+        for name, need in needs.items()
+        if need & set(brokers.missing)
+    }
+    return BrokerPlan(brokers, [n for n in templates if n not in blocked], blocked)

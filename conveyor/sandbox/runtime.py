@@ -213,7 +213,12 @@ class Runtime:
         return self._find(function, stack).module
 
     def close(self) -> None:
-        """Drop every function's private modules; moto's Lambda is moto's again."""
+        """Close the sources' broker connections, drop every function's private modules;
+        moto's Lambda is moto's again."""
+        for source in self._sources.values():
+            closer = getattr(source, "close", None)
+            if callable(closer):
+                closer()
         for target in self._functions.values():
             target.discard()
         while self._undo_patches:
