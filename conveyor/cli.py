@@ -233,14 +233,24 @@ def trace(args: argparse.Namespace) -> int:
     print(BANNER)
     from conveyor.sandbox.assembly import read_assembly
 
-    names = [
-        stack.name
+    from conveyor.sandbox.brokers import plan_brokers
+
+    selected = [
+        stack
         for stack in read_assembly(Path(args.assembly)).stacks
         if stack.name.endswith(f"-{args.topology}")
     ]
-    with mock_aws():
+    plan = plan_brokers({s.name: s.template for s in selected}, install=True)
+    for line in plan.lines():
+        print(line)
+    if plan.blocked:
+        plan.brokers.stop()
+        return 1
+    with plan.brokers.running(), mock_aws():
         session = _session()
-        deployment = deploy(Path(args.assembly), session=session, stack_names=names)
+        deployment = deploy(
+            Path(args.assembly), session=session, stack_names=plan.deployable, brokers=plan.brokers
+        )
         started = time.perf_counter()
 
         def show(event: Any) -> None:

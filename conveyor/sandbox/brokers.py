@@ -307,6 +307,14 @@ class LocalBrokers:
     kafka: KafkaServer | None = None
     missing: dict[str, str] = field(default_factory=dict)  # broker -> what is missing
 
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LocalBrokers]:
+        """Stop the brokers when the block ends."""
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def stop(self) -> None:
         if self.rabbitmq is not None:
             self.rabbitmq.stop()

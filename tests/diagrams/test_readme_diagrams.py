@@ -44,6 +44,8 @@ def test_every_topology_section_has_a_generated_diagram():
         "OrderPipeline",
         "Telemetry",
         "OrderFulfillment",
+        "ToursRabbitMQ",
+        "ToursKafka",
     ):
         assert f"Conveyor-sandbox-{topology}" in names, f"no generated diagram for {topology}"
 

@@ -42,7 +42,7 @@ def test_sandbox_up_once_serves_on_loopback_deploys_and_runs_every_demo(assembly
     assert cli.main(["sandbox", "up", "--once", "--port", str(port), "--assembly", assembly]) == 0
     out = capsys.readouterr().out
     assert f"into http://localhost:{port}" in out
-    assert "Scenarios: 44 passed, 0 failed" in out
+    assert "Scenarios: 58 passed, 0 failed" in out
     assert not Path(".conveyor/sandbox.json").exists()
 
 

@@ -14,6 +14,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from conveyor.sandbox.assembly import AssemblyError, read_assembly
+from conveyor.sandbox.brokers import brokers_needed
 from conveyor.sandbox.deployer import (
     UnsupportedResource,
     deploy,
@@ -24,6 +25,7 @@ from conveyor.sandbox.deployer import (
 )
 from conveyor.sandbox.intrinsics import IntrinsicError
 from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedStack, Deployment
+from tests.conftest import require_broker
 from tests.support.aws import fake_aws_env
 
 ENV = "test"  # tests/conftest.py's sandbox_settings
@@ -76,12 +78,14 @@ def assembly_dir(synthesized: dict[str, Any]) -> Path:
 
 
 @pytest.fixture(scope="class")
-def deployment(assembly_dir: Path) -> Iterator[Deployment]:
+def deployment(assembly_dir: Path, local_brokers: Any) -> Iterator[Deployment]:
+    templates = {s.name: s.template for s in read_assembly(assembly_dir).stacks}
+    deployable = [n for n, t in templates.items() if not brokers_needed(t) & set(local_brokers.missing)]
     with pytest.MonkeyPatch.context() as patch:
         fake_aws_env(patch)
         with moto.mock_aws():
             started = time.perf_counter()
-            deployment = deploy(assembly_dir)
+            deployment = deploy(assembly_dir, stack_names=deployable, brokers=local_brokers)
             elapsed = time.perf_counter() - started
             print(f"\ndeployed {len(deployment.stacks)} stacks in {elapsed:.2f} s")
             yield deployment
@@ -91,8 +95,9 @@ class TestDeployedApp:
     """Every stack of the app deployed once into ``mock_aws`` (shared by the class)."""
 
     def test_every_stack_is_deployed_in_dependency_order(
-        self, deployment: Deployment, assembly_dir: Path
+        self, deployment: Deployment, assembly_dir: Path, local_brokers: Any
     ) -> None:
+        require_broker(local_brokers, "rabbitmq", "kafka")
         names = [stack.name for stack in read_assembly(assembly_dir).stacks]
         assert list(deployment.stacks) == names
         assert set(names) == {
@@ -104,6 +109,8 @@ class TestDeployedApp:
                 "OrderPipeline",
                 "Telemetry",
                 "OrderFulfillment",
+                "ToursRabbitMQ",
+                "ToursKafka",
             )
         }
         assert deployment.account_id == ACCOUNT_ID

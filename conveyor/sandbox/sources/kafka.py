@@ -83,6 +83,9 @@ class KafkaPartitionPoller:
                 "group.id": options["consumer_group"],
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
+                # A short fetch long-poll: the watermark queries of every pump wait behind it.
+                "fetch.wait.max.ms": 10,
+                "log_level": 3,
             }
         )
         metadata = consumer.list_topics(topic, timeout=10)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
+_sleep = time.sleep  # the back-off's wait (tests watch it)
 metrics = new_metrics()
 _settings = cached_settings(KafkaProducerSettings)
 _producer: Any = None
@@ -122,6 +124,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             settings.backoff,
             retry_on=lambda error: isinstance(error, DeliveryFailed),
             on_retry=on_retry,
+            sleep=lambda seconds: _sleep(seconds),
         )
     except DeliveryFailed as exc:
         count(metrics, PUBLISH_FAILURES)

@@ -15,6 +15,7 @@ durable topic exchange ``tour_events`` with the routing key of its event type
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 logger = Logger()
+_sleep = time.sleep  # the back-off's wait (tests watch it)
 metrics = new_metrics()
 _settings = cached_settings(RabbitProducerSettings)
 _channel: Any = None  # kept open between invocations (one connection per environment)
@@ -129,6 +131,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             settings.backoff,
             retry_on=lambda error: isinstance(error, BrokerUnavailable),
             on_retry=on_retry,
+            sleep=lambda seconds: _sleep(seconds),
         )
     except BrokerUnavailable as exc:
         count(metrics, PUBLISH_FAILURES)
