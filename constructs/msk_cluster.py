@@ -362,7 +362,7 @@ class MskTopicConsumer(Construct):
             ),
         )
         # The topic must exist first, and the role must be able to read it at creation.
-        self.event_source_mapping.add_dependency(cluster.topics[topic])
+        self.event_source_mapping.node.add_dependency(cluster.topics[topic])
         policy = role.node.try_find_child("DefaultPolicy")
         assert policy is not None
         self.event_source_mapping.node.add_dependency(policy)

@@ -45,6 +45,7 @@ from .contract import (
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.utilities.typing import LambdaContext
     from botocore.client import BaseClient
 
     from .config import ConsumerSettings
@@ -178,6 +179,7 @@ class Notifier:
         metrics: Metrics,
         settings: ConsumerSettings,
         dynamodb: BaseClient,
+        context: LambdaContext | None = None,
     ) -> None:
         self.logger = logger
         self.metrics = metrics
@@ -188,6 +190,8 @@ class Notifier:
             IDEMPOTENCY_WINDOW_S,
             duplicate_hook(logger, metrics, "Duplicate booking event: already notified, skipped"),
         )
+        if context is not None:
+            config.register_lambda_context(context)  # in-progress records expire with it
         self._once = once(
             self._send,
             data_keyword_argument="key",

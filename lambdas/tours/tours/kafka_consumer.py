@@ -77,7 +77,7 @@ def handle_record(notifier: Notifier, record: ConsumerRecordRecords) -> None:
 def handler(event: ConsumerRecords, context: LambdaContext) -> dict[str, Any]:
     records = list(event.records)
     settings = load_settings(logger, metrics, _settings, scope="the batch", failed=len(records))
-    notifier = Notifier(logger, metrics, settings, _dynamodb())
+    notifier = Notifier(logger, metrics, settings, _dynamodb(), context)
     failures: list[dict[str, Any]] = []
     failed_partitions: set[str] = set()
     for record in records:

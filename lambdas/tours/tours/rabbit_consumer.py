@@ -95,7 +95,7 @@ def handle_message(notifier: Notifier, queue: str, message: RabbitMessage) -> No
 def handler(event: RabbitMQEvent, context: LambdaContext) -> dict[str, int]:
     messages = [(q, m) for q, batch in event.rmq_messages_by_queue.items() for m in batch]
     settings = load_settings(logger, metrics, _settings, scope="the batch", failed=len(messages))
-    notifier = Notifier(logger, metrics, settings, _dynamodb())
+    notifier = Notifier(logger, metrics, settings, _dynamodb(), context)
     for queue, message in messages:
         handle_message(notifier, queue, message)
     return {"processed": len(messages)}
