@@ -190,7 +190,9 @@ def test_a_poison_record_goes_to_the_on_failure_queue_after_the_retries(world: W
         .get("Messages", [])
     )
     bodies = [json.loads(m["Body"]) for m in messages]
-    failure = next(b for b in bodies if b["requestContext"]["condition"] == "RetryAttemptsExhausted")
+    failure = next(
+        b for b in bodies if b["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    )
     assert failure["requestContext"]["approximateInvokeCount"] == 4  # 1 + 3 retries
     (info,) = failure["KafkaBatchInfo"]["recordsInfo"].values()
     assert info["firstRecordOffset"] == info["lastRecordOffset"]

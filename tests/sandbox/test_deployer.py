@@ -80,7 +80,9 @@ def assembly_dir(synthesized: dict[str, Any]) -> Path:
 @pytest.fixture(scope="class")
 def deployment(assembly_dir: Path, local_brokers: Any) -> Iterator[Deployment]:
     templates = {s.name: s.template for s in read_assembly(assembly_dir).stacks}
-    deployable = [n for n, t in templates.items() if not brokers_needed(t) & set(local_brokers.missing)]
+    deployable = [
+        n for n, t in templates.items() if not brokers_needed(t) & set(local_brokers.missing)
+    ]
     with pytest.MonkeyPatch.context() as patch:
         fake_aws_env(patch)
         with moto.mock_aws():

@@ -78,9 +78,7 @@ def logs() -> Iterator[list[dict[str, Any]]]:
         yield lines
 
 
-def test_a_booking_is_published_persistent_and_confirmed(
-    producer_env, channel, lambda_context
-):
+def test_a_booking_is_published_persistent_and_confirmed(producer_env, channel, lambda_context):
     response = producer.handler(request(booking(tier="premium")), lambda_context)
 
     assert response["statusCode"] == 202
