@@ -78,8 +78,10 @@ class MskCluster(Construct):
         """
         super().__init__(scope, construct_id)
         path = self.node.path
-        selected = vpc.select_subnets(
-            **({} if vpc_subnets is None else {"subnet_type": vpc_subnets.subnet_type})
+        selected = (
+            vpc.select_subnets()
+            if vpc_subnets is None
+            else vpc.select_subnets(subnet_type=vpc_subnets.subnet_type)
         )
         subnet_ids = selected.subnet_ids
         require(len(subnet_ids) >= 2, path, "MSK needs subnets in at least two AZs")

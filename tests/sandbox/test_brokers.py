@@ -19,7 +19,7 @@ from conveyor.lambdas.tours.tours import contract
 from conveyor.sandbox.deployer import deploy
 from conveyor.sandbox.model import Deployment
 from conveyor.sandbox.runtime import Runtime, TraceEvent
-from conveyor.sandbox.scenarios import ToursKafka, ToursRabbitMq, api_request, tour_booking
+from conveyor.sandbox.scenarios import ToursKafka, ToursRabbitMq, tour_booking
 from conveyor.sandbox.sources.base import Delivery
 from tests.conftest import require_broker
 from tests.support.aws import fake_aws_env

@@ -70,7 +70,10 @@ def _cluster(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
 
 
 def _topic(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        NewTopic,
+    )
 
     cluster = text(props["ClusterArn"])
     servers = ctx.state.kafka_clusters.get(cluster)

@@ -341,7 +341,8 @@ class KafkaPartitionPoller:
                     "batch (itemIdentifier must be {partition: topic-p, offset: n} of the batch)",
                 )
                 return 0
-            index = positions[key]  # type: ignore[index]
+            assert key is not None
+            index = positions[key]
             lowest = index if lowest is None else min(lowest, index)
         return lowest
 

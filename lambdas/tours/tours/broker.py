@@ -32,7 +32,8 @@ def amqp_parameters(endpoint: str, secret_arn: str, **options: Any) -> Any:
 
     username, password = broker_credentials(secret_arn)
     parsed = urlparse(endpoint)
-    url = f"{parsed.scheme}://{quote(username, safe='')}:{quote(password, safe='')}@{parsed.netloc}/%2F"
+    user, secret = quote(username, safe=""), quote(password, safe="")
+    url = f"{parsed.scheme}://{user}:{secret}@{parsed.netloc}/%2F"
     parameters = pika.URLParameters(url)
     if parsed.scheme == "amqps":
         parameters.ssl_options = pika.SSLOptions(ssl.create_default_context(), parsed.hostname)
@@ -61,7 +62,7 @@ def kafka_client_config(cluster_arn: str) -> dict[str, Any]:
 
 def _iam_token(region: str) -> Any:
     def token(_config: str) -> tuple[str, float]:
-        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider  # type: ignore[import-not-found]
+        from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
 
         value, expiry_ms = MSKAuthTokenProvider.generate_auth_token(region)
         return value, expiry_ms / 1000

@@ -69,7 +69,7 @@ IDEMPOTENCY_WINDOW_S: Final = 24 * 3600
 
 # Environment variables.
 BROKER_ENDPOINT: Final = "BROKER_ENDPOINT"  # amqps://host:5671 (Amazon MQ AmqpEndpoints[0])
-BROKER_SECRET_ARN: Final = "BROKER_SECRET_ARN"  # {"username", "password"}
+BROKER_SECRET_ARN: Final = "BROKER_SECRET_ARN"  # noqa: S105 - a variable name: {"username", "password"}
 CLUSTER_ARN: Final = "CLUSTER_ARN"  # MSK: bootstrap brokers from kafka:GetBootstrapBrokers
 NOTIFICATIONS_TABLE: Final = "NOTIFICATIONS_TABLE"
 PUBLISH_ATTEMPTS: Final = "PUBLISH_ATTEMPTS"

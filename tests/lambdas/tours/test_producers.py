@@ -10,13 +10,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
-
 import tours.rabbit_producer as producer
+from moto import mock_aws
+from tours import contract
+
 from tests.conftest import require_broker
 from tests.support.brokers import LateForwarder
 from tests.support.observability import captured_logs
-from tours import contract
 
 QUEUE = "producer_test_queue"
 
@@ -130,7 +130,7 @@ def test_the_producer_backs_off_while_the_broker_is_down_then_publishes(
     assert 0 <= waits[1] <= 0.1
     retries = [line for line in logs if "retrying" in line["message"]]
     assert [line["retry"] for line in retries] == [1, 2]
-    method, _, body = channel.basic_get(QUEUE, auto_ack=True)
+    _method, _, body = channel.basic_get(QUEUE, auto_ack=True)
     assert json.loads(body)["bookingId"] == "h-2"
 
 
@@ -143,7 +143,8 @@ def test_a_broker_down_for_every_attempt_answers_503(producer_env, lambda_contex
 
     assert response["statusCode"] == 503
     errors = [line for line in logs if line["level"] == "ERROR"]
-    assert errors and "after every retry" in errors[0]["message"]
+    assert errors
+    assert "after every retry" in errors[0]["message"]
 
 
 def test_a_malformed_booking_is_answered_400_before_any_publish(producer_env, lambda_context):
