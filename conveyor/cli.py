@@ -256,28 +256,28 @@ def trace(args: argparse.Namespace) -> int:
             elapsed = (time.perf_counter() - started) * 1000
             print(f"  {elapsed:8.1f} ms  {_describe(event)}")
 
-        runtime = Runtime(deployment, session=session, on_event=show)
-        scenario = scenario_type(deployment, runtime, session)
-        if args.event:
-            print(f"▶ {scenario.topology}: the event in {args.event}")
-            scenario.send(json.loads(Path(args.event).read_text()))
-            report = runtime.pump()
+        with Runtime(deployment, session=session, on_event=show) as runtime:
+            scenario = scenario_type(deployment, runtime, session)
+            if args.event:
+                print(f"▶ {scenario.topology}: the event in {args.event}")
+                scenario.send(json.loads(Path(args.event).read_text()))
+                report = runtime.pump()
+                print(
+                    f"   {report.invocations} invocations, {report.records_processed} records "
+                    f"processed, {report.records_failed} failed, {report.moved_to_dlq} moved to "
+                    f"a DLQ, {report.on_failure} sent to on-failure queues"
+                )
+                return 0
+            print(f"▶ {scenario.topology}: {scenario.description}")
+            checks = scenario.run()
+            for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
+                print(line)
+        for item in checks:
             print(
-                f"   {report.invocations} invocations, {report.records_processed} records "
-                f"processed, {report.records_failed} failed, {report.moved_to_dlq} moved to "
-                f"a DLQ, {report.on_failure} sent to on-failure queues"
+                f"   {'✓' if item.ok else '✗'} {item.name}"
+                + ("" if item.ok else f" (expected {item.expected}, observed {item.observed})")
             )
-            return 0
-        print(f"▶ {scenario.topology}: {scenario.description}")
-        checks = scenario.run()
-        for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
-            print(line)
-    for item in checks:
-        print(
-            f"   {'✓' if item.ok else '✗'} {item.name}"
-            + ("" if item.ok else f" (expected {item.expected}, observed {item.observed})")
-        )
-    return 0 if all(c.ok for c in checks) else 1
+        return 0 if all(c.ok for c in checks) else 1
 
 
 def _describe(event: Any) -> str:

@@ -19,6 +19,7 @@ Every step is reported as a :class:`TraceEvent` to ``on_event``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 import threading
@@ -221,6 +222,7 @@ class Runtime:
                 closer()
         for target in self._functions.values():
             target.discard()
+        gc.collect()  # handlers' broker clients (librdkafka threads) go with their modules
         while self._undo_patches:
             self._undo_patches.pop()()
 
