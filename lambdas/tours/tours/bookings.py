@@ -55,6 +55,10 @@ class MalformedBooking(ValueError):
     """A booking event the Notification service cannot use (retrying will not help)."""
 
 
+class UnknownEventType(MalformedBooking):
+    """An event type this service does not know (a newer producer): acknowledged, counted."""
+
+
 @dataclass(frozen=True)
 class Booking:
     booking_id: str
@@ -92,7 +96,7 @@ def _text(payload: dict[str, Any], name: str) -> str:
 def parse_booking(payload: dict[str, Any], *, event_type: str = TOUR_BOOKED) -> Booking:
     """A booking from its JSON object; raises MalformedBooking."""
     if event_type not in EVENT_TYPES:
-        raise MalformedBooking(f"unknown event type {shown(event_type)}")
+        raise UnknownEventType(f"unknown event type {shown(event_type)}")
     price = payload.get(TOTAL_PRICE)
     try:
         total = Decimal(str(price)) if not isinstance(price, bool) and price is not None else None

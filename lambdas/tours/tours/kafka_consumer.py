@@ -11,9 +11,11 @@ record ends one way:
   the booking's history and notified as a cancellation;
 * failed (``RecordsFailed``) and reported in ``batchItemFailures`` as
   ``{"partition": "topic-p", "offset": n}``: a malformed record (``MalformedMessages``: not
-  JSON, a missing field, a key that is not the booking id, an unknown ``eventType`` header) or
+  JSON, a missing field, a key that is not the booking id) or
   a transient error. The mapping retries from it (bounded, bisecting), then sends it to the
   on-failure destination and moves on;
+* an unknown ``eventType`` header (a newer producer): acknowledged, logged,
+  ``UnknownEventTypesIgnored``;
 * failed as well (``RecordsSkipped``) when an earlier record of the same partition failed in
   this batch: the partition's order holds (the key is the booking id, so a booking's events
   are never applied out of order).
@@ -29,11 +31,16 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.kafka import SchemaConfig, kafka_consumer
 from handler_kit.clients import lazy_client
 from handler_kit.consumer import load_settings
-from handler_kit.contract import MALFORMED_MESSAGES, RECORDS_FAILED, RECORDS_SKIPPED
+from handler_kit.contract import (
+    MALFORMED_MESSAGES,
+    RECORDS_FAILED,
+    RECORDS_SKIPPED,
+    UNKNOWN_EVENT_TYPES_IGNORED,
+)
 from handler_kit.metrics import count, new_metrics
 from handler_kit.settings import cached_settings
 
-from .bookings import MalformedBooking, Notifier, parse_booking
+from .bookings import MalformedBooking, Notifier, UnknownEventType, parse_booking
 from .config import ConsumerSettings
 from .contract import BOOKING_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE, TOUR_BOOKED
 
@@ -91,6 +98,11 @@ def handler(event: ConsumerRecords, context: LambdaContext) -> dict[str, Any]:
                 continue
             try:
                 handle_record(notifier, record)
+            except UnknownEventType as exc:
+                count(metrics, UNKNOWN_EVENT_TYPES_IGNORED)
+                logger.warning(
+                    "Unknown event type: acknowledged and ignored", extra={"reason": str(exc)}
+                )
             except MalformedBooking as exc:
                 count(metrics, MALFORMED_MESSAGES)
                 count(metrics, RECORDS_FAILED)

@@ -13,7 +13,8 @@ Each message ends one way:
 
 * notified once (``NotificationsSent``), idempotent per (event type, booking id) for 24 h:
   a redelivery (``redelivered: true``) or a duplicate booking is ``DuplicatesSkipped``;
-* malformed (not JSON, a missing or wrong-typed field, an unknown event type):
+* an unknown event type (a newer producer): acknowledged, logged, ``UnknownEventTypesIgnored``;
+* malformed (not JSON, a missing or wrong-typed field):
   ``MalformedMessages`` and an error: redelivered, then dead-lettered by the broker;
 * a transient failure (DynamoDB): an error, redelivered, and dead-lettered if it persists.
 
@@ -29,11 +30,15 @@ from aws_lambda_powertools.utilities.data_classes import event_source
 from aws_lambda_powertools.utilities.data_classes.rabbit_mq_event import RabbitMQEvent
 from handler_kit.clients import lazy_client
 from handler_kit.consumer import load_settings
-from handler_kit.contract import MALFORMED_MESSAGES, RECORDS_FAILED
+from handler_kit.contract import (
+    MALFORMED_MESSAGES,
+    RECORDS_FAILED,
+    UNKNOWN_EVENT_TYPES_IGNORED,
+)
 from handler_kit.metrics import count, new_metrics
 from handler_kit.settings import cached_settings
 
-from .bookings import MalformedBooking, Notifier, parse_body
+from .bookings import MalformedBooking, Notifier, UnknownEventType, parse_body
 from .config import ConsumerSettings
 from .contract import HEADER_CORRELATION_ID, HEADER_EVENT_TYPE, TOUR_BOOKED
 
@@ -71,6 +76,12 @@ def handle_message(notifier: Notifier, queue: str, message: RabbitMessage) -> No
     with logger.append_context_keys(queue=queue, redelivered=message.redelivered):
         try:
             booking = parse_body(message.decoded_data, event_type=_event_type(message))
+        except UnknownEventType as exc:
+            count(metrics, UNKNOWN_EVENT_TYPES_IGNORED)
+            logger.warning(
+                "Unknown event type: acknowledged and ignored", extra={"reason": str(exc)}
+            )
+            return
         except (MalformedBooking, ValueError) as exc:
             count(metrics, MALFORMED_MESSAGES)
             count(metrics, RECORDS_FAILED)
