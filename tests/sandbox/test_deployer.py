@@ -130,7 +130,12 @@ class TestDeployedApp:
                 assert reason.strip(), (stack.name, key)
             created = {r.type for lid, r in stack.resources.items() if lid not in stack.skipped}
             assert "AWS::IAM::Role" not in created
-            assert created & {"AWS::SQS::Queue", "AWS::Kinesis::Stream"}, stack.name
+            assert created & {
+                "AWS::SQS::Queue",
+                "AWS::Kinesis::Stream",
+                "AWS::AmazonMQ::Broker",
+                "AWS::MSK::ServerlessCluster",
+            }, stack.name
 
     def test_skip_reasons(self, deployment: Deployment) -> None:
         events = deployment.stacks[stack_name("OrderEvents")]
@@ -334,7 +339,7 @@ class TestDeployedApp:
                     assert "Ref" not in value
                     assert "Fn::" not in value
                 count += 1
-        assert count == 22  # 24 functions minus 2 custom resource providers
+        assert count == 27  # 30 functions minus 3 custom resource providers
 
         images = deployment.stacks[stack_name("ImagePipeline")]
         resize = images.functions[find(images, "AWS::Lambda::Function", "ResizeFunction")]

@@ -85,7 +85,17 @@ def _topic(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
         [NewTopic(name, num_partitions=int(props["PartitionCount"]), replication_factor=1)],
         operation_timeout=10,
     )
-    futures[name].result(timeout=15)
+    try:
+        futures[name].result(timeout=15)
+    except Exception as error:  # KafkaException: the broker outlives a deployment
+        if "TOPIC_ALREADY_EXISTS" not in str(error) and "already exists" not in str(error):
+            raise
+        existing = admin.list_topics(name, timeout=10).topics[name].partitions
+        if len(existing) != int(props["PartitionCount"]):
+            raise ctx.unsupported(
+                "PartitionCount",
+                f"topic {name} already exists on the local broker with {len(existing)} partitions",
+            ) from None
     arn = cluster.replace(":cluster/", ":topic/", 1) + f"/{name}"
     return ctx.resource(arn, props, TopicArn=arn)
 
