@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -54,10 +55,14 @@ def python_function(
     description: str | None = None,
     id_prefix: str = "",
     encryption_key: kms.IKey | None = None,
+    vpc: ec2.IVpc | None = None,
+    vpc_subnets: ec2.SubnetSelection | None = None,
+    security_groups: Sequence[ec2.ISecurityGroup] = (),
 ) -> tuple[lambda_.Function, logs.LogGroup]:
     """Create ``LogGroup``, ``Role`` and ``Function`` children of ``scope`` (ids prefixed by
     ``id_prefix``: several functions in one scope, or function ids unique in their stack,
-    which the monitoring names alarms after).
+    which the monitoring names alarms after), in ``vpc`` when given (CDK then adds
+    AWSLambdaVPCAccessExecutionRole to the role, acknowledged here).
 
     :param encryption_key: encrypts the log group and the environment variables (the role
         may decrypt with it). Default: none (CloudWatch's and Lambda's own encryption; checkov
@@ -100,8 +105,20 @@ def python_function(
         logging_format=lambda_.LoggingFormat.JSON,
         description=description,
         environment_encryption=encryption_key,
+        vpc=vpc,
+        vpc_subnets=vpc_subnets,
+        security_groups=list(security_groups) or None,
     )
-    checkov_skip_all(function, (LAMBDA_NOT_IN_VPC, LAMBDA_NO_RESERVED_CONCURRENCY))
+    skips = (LAMBDA_NO_RESERVED_CONCURRENCY,) if vpc is not None else ()
+    checkov_skip_all(function, skips or (LAMBDA_NOT_IN_VPC, LAMBDA_NO_RESERVED_CONCURRENCY))
+    if vpc is not None:
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaVPCAccessExecutionRole]",
+            "A function in a VPC needs to create and delete its network interfaces; AWS "
+            "maintains this policy for exactly that (ec2:*NetworkInterface* on '*').",
+        )
     return function, log_group
 
 

@@ -452,11 +452,19 @@ class Monitoring(Construct):
             elif isinstance(node, IdempotencyTable):
                 self.watch_table(node.table, name=node.node.id)
         covered = self._covered_paths()
+        labels: set[str] = set()
         for node in nodes:
             if any(node.node.path.startswith(p) for p in covered):
                 continue
             if isinstance(node, lambda_.Function) and not _is_cdk_internal(node):
-                self.watch_function(node)
+                # Two plain functions with the same id (e.g. "Function" under two
+                # constructs): the later one is named after its parent too.
+                label = node.node.id
+                if label in labels:
+                    parent = node.node.scope
+                    label = f"{parent.node.id}{label}" if parent is not None else node.node.path
+                labels.add(label)
+                self.watch_function(node, name=label)
             elif isinstance(node, sns.Topic) and node is not self.alarm_topic:
                 self.watch_topic(node)
             elif isinstance(node, dynamodb.TableV2 | dynamodb.Table):

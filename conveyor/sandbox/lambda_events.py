@@ -401,3 +401,149 @@ def api_gateway_proxy_event(
         "body": text,
         "isBase64Encoded": False,
     }
+
+
+# -- Amazon MQ (RabbitMQ) and MSK (Kafka) --------------------------------------------------------
+
+
+def _rabbitmq_header(value: Any) -> Any:
+    """Lambda renders a string header as ``{"bytes": [...]}`` and keeps numbers as they are."""
+    if isinstance(value, bytes):
+        return {"bytes": list(value)}
+    if isinstance(value, str):
+        return {"bytes": list(value.encode())}
+    return value
+
+
+def rabbitmq_message(body: bytes, properties: Any, *, redelivered: bool) -> dict[str, Any]:
+    """One message of ``rmqMessagesByQueue`` from pika's ``BasicProperties``."""
+    stamp = getattr(properties, "timestamp", None)
+    moment = (
+        datetime.fromtimestamp(int(stamp), UTC).strftime("%b %-d, %Y, %-I:%M:%S %p")
+        if stamp
+        else None
+    )
+    headers = getattr(properties, "headers", None) or {}
+    return {
+        "basicProperties": {
+            "contentType": properties.content_type,
+            "contentEncoding": properties.content_encoding,
+            "headers": {str(k): _rabbitmq_header(v) for k, v in headers.items()},
+            "deliveryMode": properties.delivery_mode,
+            "priority": properties.priority,
+            "correlationId": properties.correlation_id,
+            "replyTo": properties.reply_to,
+            "expiration": properties.expiration,
+            "messageId": properties.message_id,
+            "timestamp": moment,
+            "type": properties.type,
+            "userId": properties.user_id,
+            "appId": properties.app_id,
+            "clusterId": properties.cluster_id,
+            "bodySize": len(body),
+        },
+        "redelivered": redelivered,
+        "data": _b64(body),
+    }
+
+
+def rabbitmq_event(
+    messages: Sequence[Mapping[str, Any]], *, broker_arn: str, queue: str, virtual_host: str
+) -> dict[str, Any]:
+    """The Amazon MQ (RabbitMQ) event: messages keyed ``<queue>::<virtual host>``."""
+    return {
+        "eventSource": "aws:rmq",
+        "eventSourceArn": broker_arn,
+        "rmqMessagesByQueue": {f"{queue}::{virtual_host}": list(messages)},
+    }
+
+
+def kafka_record(
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    timestamp_ms: int,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]],
+) -> dict[str, Any]:
+    """One MSK record: base64 key and value, headers as lists of byte values."""
+    record: dict[str, Any] = {
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "timestamp": timestamp_ms,
+        "timestampType": "CREATE_TIME",
+        "value": _b64(value or b""),
+        "headers": [{name: list(data or b"")} for name, data in headers],
+    }
+    if key is not None:
+        record["key"] = _b64(key)
+    return record
+
+
+def kafka_event(
+    records: Sequence[Mapping[str, Any]], *, cluster_arn: str, bootstrap_servers: str
+) -> dict[str, Any]:
+    """The MSK event: records grouped by ``<topic>-<partition>``."""
+    grouped: dict[str, list[Mapping[str, Any]]] = {}
+    for record in records:
+        grouped.setdefault(f"{record['topic']}-{record['partition']}", []).append(record)
+    return {
+        "eventSource": "aws:kafka",
+        "eventSourceArn": cluster_arn,
+        "bootstrapServers": bootstrap_servers,
+        "records": grouped,
+    }
+
+
+def kafka_failure_record(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    cluster_arn: str,
+    bootstrap_servers: str,
+    request_id: str,
+    function_arn: str,
+    condition: str,
+    attempts: int,
+    function_error: str | None,
+) -> dict[str, Any]:
+    """What an MSK mapping's on-failure destination receives for a batch it gave up on: the
+    topic-partition and offset range, not the records."""
+    first, last = records[0], records[-1]
+    failure: dict[str, Any] = {
+        "requestContext": {
+            "requestId": request_id,
+            "functionArn": function_arn,
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "version": "1.0",
+        "timestamp": iso_timestamp(),
+        "KafkaBatchInfo": {
+            "batchSize": len(records),
+            "eventSourceArn": cluster_arn,
+            "bootstrapServers": bootstrap_servers,
+            "payloadSize": sum(len(str(r.get("value", ""))) for r in records),
+            "recordsInfo": {
+                f"{first['topic']}-{first['partition']}": {
+                    "firstRecordOffset": str(first["offset"]),
+                    "firstRecordTimestamp": iso_timestamp(
+                        datetime.fromtimestamp(first["timestamp"] / 1000, UTC)
+                    ),
+                    "lastRecordOffset": str(last["offset"]),
+                    "lastRecordTimestamp": iso_timestamp(
+                        datetime.fromtimestamp(last["timestamp"] / 1000, UTC)
+                    ),
+                }
+            },
+        },
+    }
+    if function_error is not None:
+        failure["responseContext"] = {
+            "statusCode": 200,
+            "executedVersion": "$LATEST",
+            "functionError": function_error,
+        }
+    return failure

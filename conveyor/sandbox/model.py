@@ -17,7 +17,7 @@ class DeployedResource:
     logical_id: str
     type: str
     physical_id: str
-    attributes: dict[str, str] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)  # strings; list attributes too
     # Resolved properties (intrinsics replaced by values), for the runtime.
     properties: dict[str, Any] = field(default_factory=dict)
 

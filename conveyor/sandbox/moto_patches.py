@@ -342,3 +342,32 @@ def use_conveyor_filters() -> Callable[[], None]:
             setattr(owner, name, original)
 
     return undo
+
+
+# MSK cluster ARN -> the bootstrap broker string of the local broker that stands in for it.
+_LOCAL_BOOTSTRAP: dict[str, str] = {}
+
+
+def serve_bootstrap_brokers(cluster_arn: str, bootstrap_servers: str) -> None:
+    """moto's Kafka lacks ``GetBootstrapBrokers``: answer it for ``cluster_arn`` with the
+    local broker (``BootstrapBrokerString``, plaintext on loopback: no SASL/IAM string, so a
+    client connects without signing). Process-wide (in-process and a ThreadedMotoServer)."""
+    from moto.kafka.responses import KafkaResponse
+
+    _LOCAL_BOOTSTRAP[cluster_arn] = bootstrap_servers
+    if getattr(KafkaResponse, "_conveyor_bootstrap", False):
+        return
+
+    def get_bootstrap_brokers(self: Any) -> str:
+        import json
+        from urllib.parse import unquote
+
+        path = unquote(self.parsed_url.path)
+        arn = path.split("/clusters/", 1)[-1].rsplit("/bootstrap-brokers", 1)[0]
+        servers = _LOCAL_BOOTSTRAP.get(arn)
+        if servers is None:
+            return json.dumps({})
+        return json.dumps({"bootstrapBrokerString": servers})
+
+    KafkaResponse.get_bootstrap_brokers = get_bootstrap_brokers  # type: ignore[attr-defined]
+    KafkaResponse._conveyor_bootstrap = True  # type: ignore[attr-defined]

@@ -19,6 +19,7 @@ Every step is reported as a :class:`TraceEvent` to ``on_event``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import sys
 import threading
@@ -219,9 +220,15 @@ class Runtime:
         return self._find(function, stack).module
 
     def close(self) -> None:
-        """Drop every function's private modules; moto's Lambda is moto's again."""
+        """Close the sources' broker connections, drop every function's private modules;
+        moto's Lambda is moto's again."""
+        for source in self._sources.values():
+            closer = getattr(source, "close", None)
+            if callable(closer):
+                closer()
         for target in self._functions.values():
             target.discard()
+        gc.collect()  # handlers' broker clients (librdkafka threads) go with their modules
         while self._undo_patches:
             self._undo_patches.pop()()
 

@@ -27,6 +27,7 @@ from conveyor.lambdas.fulfillment.fulfillment import contract as fulfillment
 from conveyor.lambdas.order_events.order_events import contract as order_events
 from conveyor.lambdas.payments.payments import contract as payments
 from conveyor.lambdas.telemetry.telemetry import contract as telemetry
+from conveyor.lambdas.tours.tours import contract as tours
 from conveyor.sandbox.model import REGION, DeployedStack, Deployment
 from conveyor.sandbox.sends import message_attributes
 
@@ -678,6 +679,246 @@ class OrderChoreography(Scenario):
         self.correlation_ids[placed.order_id] = placed.correlation_id
 
 
+# -- tours (course 5.2): RabbitMQ and Kafka -----------------------------------------------------
+
+
+def tour_booking(booking_id: str, **extra: Any) -> dict[str, Any]:
+    """The course's booking payload."""
+    return {
+        tours.BOOKING_ID: booking_id,
+        tours.TOUR_ID: "paris-city-tour",
+        tours.USER_ID: "user-42",
+        tours.BOOKING_DATE: "2026-12-02T10:00:00Z",
+        tours.STATUS: "confirmed",
+        tours.TOTAL_PRICE: 199.99,
+        **extra,
+    }
+
+
+def api_request(body: dict[str, Any], correlation_id: str) -> dict[str, Any]:
+    """The API Gateway (REST, proxy) event of POST /bookings."""
+    return {
+        "resource": "/bookings",
+        "path": "/bookings",
+        "httpMethod": "POST",
+        "headers": {"Content-Type": "application/json", tours.CORRELATION_HEADER: correlation_id},
+        "body": json.dumps(body),
+        "isBase64Encoded": False,
+    }
+
+
+class _Tours(Scenario):
+    """Shared by both broker topologies: POST through the producer, read notifications."""
+
+    def post(self, body: dict[str, Any], correlation_id: str) -> dict[str, Any]:
+        name = self.output("ProducerFunctionName")
+        result = self.runtime.invoke(name, api_request(body, correlation_id), stack=self.stack.name)
+        if not result.ok:
+            raise RuntimeError(f"the producer failed: {result.error}")
+        response: dict[str, Any] = result.response
+        answer: dict[str, Any] = json.loads(response["body"])
+        answer["statusCode"] = response["statusCode"]
+        return answer
+
+    def notification(self, booking_id: str) -> dict[str, Any]:
+        item: dict[str, Any] = (
+            self.client("dynamodb")
+            .get_item(
+                TableName=self.output("NotificationsTableName"),
+                Key={tours.NOTIFICATIONS_KEY: {"S": booking_id}},
+                ConsistentRead=True,
+            )
+            .get("Item", {})
+        )
+        return item
+
+    def sends(self, booking_id: str) -> int:
+        return int(self.notification(booking_id).get(tours.SENDS, {}).get("N", "0"))
+
+    def history(self, booking_id: str) -> list[str]:
+        return [v["S"] for v in self.notification(booking_id).get(tours.HISTORY, {}).get("L", [])]
+
+    def send(self, event: dict[str, Any]) -> None:
+        self.post(event, str(event.get("correlationId", "trace-demo")))
+
+    def secret(self) -> dict[str, str]:
+        value = self.client("secretsmanager").get_secret_value(
+            SecretId=self.output("BrokerSecretArn")
+        )
+        document: dict[str, str] = json.loads(value["SecretString"])
+        return document
+
+
+# The course's routing table (exercise 1 and its bonus): routing key -> bound to
+# notification_queue (tour.booked and tour.booked.*).
+TOURS_ROUTING_TABLE = (
+    ("tour.booked", True),
+    ("tour.booked.premium", True),
+    ("tour.booked.standard", True),
+    ("tour.cancelled", False),
+)
+
+
+class ToursRabbitMq(_Tours):
+    topology = "ToursRabbitMQ"
+    description = (
+        "POST bookings through the RabbitMQ producer (confirms); the course's routing table, "
+        "a duplicate notified once, a poison message redelivered then dead-lettered"
+    )
+
+    def run(self) -> list[Check]:
+        checks: list[Check] = []
+        self.routing: list[tuple[str, bool, int]] = []
+        for number, (key, bound) in enumerate(TOURS_ROUTING_TABLE):
+            booking = f"rmq-{number}"
+            body = tour_booking(booking, eventType=key)
+            answer = self.post(body, f"corr-{booking}")
+            self.runtime.pump()
+            sends = self.sends(booking)
+            self.routing.append((key, bool(answer.get("routed")), sends))
+            checks.append(
+                check(
+                    f"{key}: routed to notification_queue = {bound}, notified {int(bound)}×",
+                    (True, bound, int(bound)),
+                    (answer["statusCode"] == 202, answer.get("routed"), sends),
+                )
+            )
+        self.post(tour_booking("rmq-0", eventType="tour.booked"), "corr-duplicate")
+        self.runtime.pump()
+        checks.append(check("a duplicate booking is notified once", 1, self.sends("rmq-0")))
+        checks.append(
+            check(
+                "the correlation id reaches the consumer",
+                "corr-rmq-0",
+                self.notification("rmq-0").get(tours.LAST_CORRELATION_ID, {}).get("S"),
+            )
+        )
+        before = self.dead_letter_depth()
+        self.publish_raw(b"{not json", routing_key=tours.TOUR_BOOKED)
+        report = self.runtime.pump()
+        failed = sum(int(s.errors) for s in report.functions.values())
+        checks.append(
+            check(
+                "a poison message fails, is redelivered up to the delivery limit",
+                tours.DELIVERY_LIMIT + 1,
+                failed,
+            )
+        )
+        checks.append(
+            check("then the broker dead-letters it", before + 1, self.dead_letter_depth())
+        )
+        return checks
+
+    def _channel(self) -> Any:
+        from urllib.parse import quote, urlparse
+
+        import pika
+
+        secret = self.secret()
+        endpoint = urlparse(self.output("BrokerEndpoint"))
+        url = (
+            f"{endpoint.scheme}://{quote(secret['username'], safe='')}:"
+            f"{quote(secret['password'], safe='')}@{endpoint.netloc}/%2F"
+        )
+        return pika.BlockingConnection(pika.URLParameters(url)).channel()
+
+    def publish_raw(self, body: bytes, *, routing_key: str) -> None:
+        import pika
+
+        channel = self._channel()
+        try:
+            channel.basic_publish(
+                self.output("Exchange"),
+                routing_key,
+                body,
+                pika.BasicProperties(delivery_mode=2, correlation_id="corr-poison"),
+            )
+        finally:
+            channel.connection.close()
+
+    def dead_letter_depth(self) -> int:
+        channel = self._channel()
+        try:
+            frame = channel.queue_declare(self.output("DeadLetterQueue"), passive=True)
+            return int(frame.method.message_count)
+        finally:
+            channel.connection.close()
+
+
+class ToursKafka(_Tours):
+    topology = "ToursKafka"
+    description = (
+        "POST bookings through the Kafka producer (idempotent, key = bookingId); order per "
+        "booking across 3 partitions, a duplicate notified once, a poison record to the "
+        "on-failure queue"
+    )
+
+    BOOKINGS = tuple(f"kfk-{n}" for n in range(6))
+
+    def run(self) -> list[Check]:
+        checks: list[Check] = []
+        partitions: dict[str, set[int]] = {}
+        for booking in self.BOOKINGS:  # booked, then cancelled: interleaved across bookings
+            answer = self.post(tour_booking(booking), f"corr-{booking}")
+            partitions.setdefault(booking, set()).add(int(answer["partition"]))
+        for booking in self.BOOKINGS:
+            answer = self.post(
+                tour_booking(booking, eventType=tours.TOUR_CANCELLED, status="cancelled"),
+                f"corr-{booking}-cancel",
+            )
+            partitions[booking].add(int(answer["partition"]))
+        self.runtime.pump()
+        self.partitions = {b: sorted(p) for b, p in partitions.items()}
+        self.histories = {b: self.history(b) for b in self.BOOKINGS}
+        used = {p for ps in partitions.values() for p in ps}
+        checks.append(
+            check(
+                "each booking's events land on one partition",
+                True,
+                all(len(p) == 1 for p in partitions.values()),
+            )
+        )
+        checks.append(check("bookings spread over several partitions", True, len(used) > 1))
+        checks.append(
+            check(
+                "each booking's events are consumed in order",
+                {b: [tours.TOUR_BOOKED, tours.TOUR_CANCELLED] for b in self.BOOKINGS},
+                self.histories,
+            )
+        )
+        self.post(tour_booking(self.BOOKINGS[0]), "corr-duplicate")
+        self.runtime.pump()
+        checks.append(
+            check(
+                "a duplicate booking is notified once (booked + cancelled: 2 sends)",
+                2,
+                self.sends(self.BOOKINGS[0]),
+            )
+        )
+        self.produce_raw(b"{not json", key=b"kfk-poison")
+        report = self.runtime.pump()
+        checks.append(check("a poison record ends in the on-failure queue", 1, report.on_failure))
+        sqs = self.client("sqs")
+        messages = sqs.receive_message(
+            QueueUrl=self.output("FailureQueueUrl"), MaxNumberOfMessages=10
+        ).get("Messages", [])
+        info = json.loads(messages[0]["Body"]).get("KafkaBatchInfo", {}) if messages else {}
+        checks.append(
+            check("with its topic-partition and offsets", 1, len(info.get("recordsInfo", {})))
+        )
+        return checks
+
+    def produce_raw(self, value: bytes, *, key: bytes) -> None:
+        from confluent_kafka import Producer
+
+        brokers = self.client("kafka").get_bootstrap_brokers(ClusterArn=self.output("ClusterArn"))
+        producer = Producer({"bootstrap.servers": brokers["BootstrapBrokerString"]})
+        producer.produce(
+            self.output("Topic"), key=key, value=value, headers={"eventType": "tour.booked"}
+        )
+        producer.flush(10)
+
+
 EVENT_SHAPES = {
     "ImagePipeline": '{"file": "photo.jpg", "key": "uploads/photo.jpg"}',
     "OrderEvents": '{"message": {...}, "attributes": {"eventType": "OrderPlaced"}}',
@@ -689,6 +930,10 @@ EVENT_SHAPES = {
     "Accounts": '{"owner": "Alice", "deposits": [100], "withdrawals": [30]}',
     "OrderChoreography": '{"orderId": "order-9", "customerId": "c-9", "stock": {"SKU-A": 5}, '
     '"lines": [{"sku": "SKU-A", "quantity": 1, "unitPrice": 1500}]}',
+    "ToursRabbitMQ": '{"bookingId": "b-1", "tourId": ..., "userId": ..., "bookingDate": ..., '
+    '"status": "confirmed", "totalPrice": 199.99, "tier": "premium"}',
+    "ToursKafka": '{"bookingId": "b-1", "tourId": ..., "userId": ..., "bookingDate": ..., '
+    '"status": "confirmed", "totalPrice": 199.99}',
 }
 
 
@@ -711,6 +956,8 @@ SCENARIOS: tuple[type[Scenario], ...] = (
     Telemetry,
     Accounts,
     OrderChoreography,
+    ToursRabbitMq,
+    ToursKafka,
 )
 
 

@@ -46,6 +46,8 @@ def test_every_topology_section_has_a_generated_diagram():
         "OrderFulfillment",
         "Accounts",
         "OrderChoreography",
+        "ToursRabbitMQ",
+        "ToursKafka",
     ):
         assert f"Conveyor-sandbox-{topology}" in names, f"no generated diagram for {topology}"
 

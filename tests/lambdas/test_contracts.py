@@ -20,6 +20,7 @@ from handler_kit import contract as kit_contract
 from handler_kit.settings import ConfigError
 
 from conveyor.sandbox.deployer import deploy
+from tests.conftest import require_broker
 from tests.support.aws import fake_aws_env, mocked_aws
 
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
@@ -32,6 +33,7 @@ ASSETS = (
     "telemetry",
     "accounts",
     "choreography",
+    "tours",
 )
 for _asset in ASSETS:
     if str(LAMBDAS / _asset) not in sys.path:
@@ -70,13 +72,14 @@ def environment_problems(
 
 
 @pytest.fixture(scope="module")
-def deployed(synthesized) -> Any:
+def deployed(synthesized, local_brokers) -> Any:
     """Every synthesized function's spec (resolved environment), and an SSM reader."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         fake_aws_env(monkeypatch)
         session = boto3.session.Session()
         with mocked_aws(session):
-            deployment = deploy(synthesized["outdir"], session=session)
+            require_broker(local_brokers, "rabbitmq", "kafka")
+            deployment = deploy(synthesized["outdir"], session=session, brokers=local_brokers)
             ssm = session.client("ssm")
             parameters = {
                 p["Name"]: ssm.get_parameter(Name=p["Name"])["Parameter"]["Value"]
@@ -115,6 +118,11 @@ def test_every_conveyor_handler_string_has_a_settings_parser(deployed) -> None:
         "choreography.stock.handler",
         "choreography.billing.handler",
         "choreography.notification.handler",
+        "tours.rabbit_producer.handler",
+        "tours.rabbit_consumer.handler",
+        "tours.kafka_producer.handler",
+        "tours.kafka_consumer.handler",
+        "tours.definitions.handler",
     }
     for handler in handlers:
         assert callable(settings_class(handler).from_env), handler

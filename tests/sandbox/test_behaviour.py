@@ -21,7 +21,7 @@ from tests.support.aws import fake_aws_env
 
 
 @pytest.fixture
-def sandbox(synthesized, monkeypatch) -> Iterator[Any]:
+def sandbox(synthesized, monkeypatch, local_brokers) -> Iterator[Any]:
     """``sandbox("OrderPipeline")`` → (deployment, runtime, session) for that stack only."""
     fake_aws_env(monkeypatch)
     runtimes: list[Runtime] = []
@@ -33,6 +33,7 @@ def sandbox(synthesized, monkeypatch) -> Iterator[Any]:
                 Path(synthesized["outdir"]),
                 session=session,
                 stack_names=[f"Conveyor-test-{topology}"],
+                brokers=local_brokers,
             )
             runtime = Runtime(deployment, session=session)
             runtimes.append(runtime)

@@ -55,7 +55,7 @@ def test_sandbox_up_once_serves_on_loopback_deploys_and_runs_every_demo(assembly
     assert cli.main(["sandbox", "up", "--once", "--port", str(port), "--assembly", assembly]) == 0
     out = capsys.readouterr().out
     assert f"into http://localhost:{port}" in out
-    assert "Scenarios: 69 passed, 0 failed" in out
+    assert "Scenarios: 83 passed, 0 failed" in out
     assert "(region us-east-1)" in out
     assert not list((Path("state")).glob("sandbox-*.json"))
 

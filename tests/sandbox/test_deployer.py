@@ -14,6 +14,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from conveyor.sandbox.assembly import AssemblyError, read_assembly
+from conveyor.sandbox.brokers import brokers_needed
 from conveyor.sandbox.deployer import (
     UnsupportedResource,
     deploy,
@@ -24,6 +25,7 @@ from conveyor.sandbox.deployer import (
 )
 from conveyor.sandbox.intrinsics import IntrinsicError
 from conveyor.sandbox.model import ACCOUNT_ID, REGION, DeployedStack, Deployment
+from tests.conftest import require_broker
 from tests.support.aws import fake_aws_env
 
 ENV = "test"  # tests/conftest.py's sandbox_settings
@@ -76,12 +78,16 @@ def assembly_dir(synthesized: dict[str, Any]) -> Path:
 
 
 @pytest.fixture(scope="class")
-def deployment(assembly_dir: Path) -> Iterator[Deployment]:
+def deployment(assembly_dir: Path, local_brokers: Any) -> Iterator[Deployment]:
+    templates = {s.name: s.template for s in read_assembly(assembly_dir).stacks}
+    deployable = [
+        n for n, t in templates.items() if not brokers_needed(t) & set(local_brokers.missing)
+    ]
     with pytest.MonkeyPatch.context() as patch:
         fake_aws_env(patch)
         with moto.mock_aws():
             started = time.perf_counter()
-            deployment = deploy(assembly_dir)
+            deployment = deploy(assembly_dir, stack_names=deployable, brokers=local_brokers)
             elapsed = time.perf_counter() - started
             print(f"\ndeployed {len(deployment.stacks)} stacks in {elapsed:.2f} s")
             yield deployment
@@ -91,8 +97,9 @@ class TestDeployedApp:
     """Every stack of the app deployed once into ``mock_aws`` (shared by the class)."""
 
     def test_every_stack_is_deployed_in_dependency_order(
-        self, deployment: Deployment, assembly_dir: Path
+        self, deployment: Deployment, assembly_dir: Path, local_brokers: Any
     ) -> None:
+        require_broker(local_brokers, "rabbitmq", "kafka")
         names = [stack.name for stack in read_assembly(assembly_dir).stacks]
         assert list(deployment.stacks) == names
         assert set(names) == {
@@ -106,6 +113,8 @@ class TestDeployedApp:
                 "OrderFulfillment",
                 "Accounts",
                 "OrderChoreography",
+                "ToursRabbitMQ",
+                "ToursKafka",
             )
         }
         assert deployment.account_id == ACCOUNT_ID
@@ -123,7 +132,12 @@ class TestDeployedApp:
                 assert reason.strip(), (stack.name, key)
             created = {r.type for lid, r in stack.resources.items() if lid not in stack.skipped}
             assert "AWS::IAM::Role" not in created
-            assert created & {"AWS::SQS::Queue", "AWS::Kinesis::Stream"}, stack.name
+            assert created & {
+                "AWS::SQS::Queue",
+                "AWS::Kinesis::Stream",
+                "AWS::AmazonMQ::Broker",
+                "AWS::MSK::ServerlessCluster",
+            }, stack.name
 
     def test_skip_reasons(self, deployment: Deployment) -> None:
         events = deployment.stacks[stack_name("OrderEvents")]
@@ -327,7 +341,7 @@ class TestDeployedApp:
                     assert "Ref" not in value
                     assert "Fn::" not in value
                 count += 1
-        assert count == 35  # 37 functions minus 2 custom resource providers
+        assert count == 40  # 43 functions minus 3 custom resource providers
 
         images = deployment.stacks[stack_name("ImagePipeline")]
         resize = images.functions[find(images, "AWS::Lambda::Function", "ResizeFunction")]

@@ -7,17 +7,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from conveyor.sandbox.providers import (
+    amazonmq,
     apigateway,
     awslambda,
     cdk,
     cloudwatch,
     dynamodb,
+    ec2,
     events,
     firehose,
     iam,
     kinesis,
     kms,
     logs,
+    msk,
     s3,
     secretsmanager,
     sns,
@@ -104,5 +107,8 @@ REGISTRY = ProviderRegistry(
         *kinesis.PROVIDERS,
         *firehose.PROVIDERS,
         *stepfunctions.PROVIDERS,
+        *amazonmq.PROVIDERS,
+        *msk.PROVIDERS,
+        *ec2.PROVIDERS,
     ]
 )

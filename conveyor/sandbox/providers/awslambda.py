@@ -66,10 +66,11 @@ def _validate_function(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
 
 def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     source = str(props.get("EventSourceArn", ""))
-    if arn_service(source) not in ("sqs", "kinesis", "dynamodb"):
+    if arn_service(source) not in ("sqs", "kinesis", "dynamodb", "mq", "kafka"):
         raise ctx.unsupported(
             "EventSourceArn",
-            f"only SQS, Kinesis and DynamoDB Streams event sources run ({source})",
+            f"only SQS, Kinesis, DynamoDB Streams, Amazon MQ (RabbitMQ) and MSK event sources run "
+            f"({source})",
         )
     if arn_service(source) == "sqs" and props.get("FilterCriteria"):
         raise ctx.unsupported(
@@ -83,6 +84,12 @@ def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> Deploy
         return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
     if arn_service(source) in ("kinesis", "dynamodb"):
         ctx.stack.routes.append(_kinesis_route(ctx, props, source, function.logical_id, mapping_id))
+        return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
+    if arn_service(source) == "mq":
+        ctx.stack.routes.append(_rabbitmq_route(ctx, props, source, function.logical_id))
+        return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
+    if arn_service(source) == "kafka":
+        ctx.stack.routes.append(_kafka_route(ctx, props, source, function.logical_id, mapping_id))
         return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
     ctx.stack.routes.append(
         Route(
@@ -165,6 +172,88 @@ def _validate_mapping(ctx: ProviderContext, props: Mapping[str, Any]) -> None:
         )
 
 
+def _access(props: dict[str, Any], kind: str) -> str | None:
+    for entry in props.get("SourceAccessConfigurations") or []:
+        if isinstance(entry, dict) and entry.get("Type") == kind:
+            return str(entry.get("URI", ""))
+    return None
+
+
+def _rabbitmq_route(
+    ctx: ProviderContext, props: dict[str, Any], broker_arn: str, function: str
+) -> Route:
+    """An Amazon MQ (RabbitMQ) mapping: one queue, the BASIC_AUTH secret's user."""
+    from conveyor.sandbox.providers.amazonmq import local_rabbitmq
+
+    server = local_rabbitmq(ctx)
+    queues = [str(q) for q in props.get("Queues") or []]
+    if len(queues) != 1:
+        raise ctx.unsupported("Queues", "an Amazon MQ mapping reads exactly one queue")
+    secret = _access(props, "BASIC_AUTH")
+    if not secret:
+        raise ctx.unsupported(
+            "SourceAccessConfigurations", "a RabbitMQ mapping needs a BASIC_AUTH secret"
+        )
+    return Route(
+        kind="rabbitmq",
+        source=ctx.logical_id,
+        queue_url=f"amqp://127.0.0.1:{server.port}/{queues[0]}",
+        queue_arn=broker_arn,
+        function_logical_id=function,
+        batch_size=int(props.get("BatchSize", 100)),
+        batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+        options={
+            "queue": queues[0],
+            "virtual_host": _access(props, "VIRTUAL_HOST") or "/",
+            "secret_arn": secret,
+            "port": server.port,
+        },
+    )
+
+
+def _kafka_route(
+    ctx: ProviderContext, props: dict[str, Any], cluster_arn: str, function: str, mapping_id: str
+) -> Route:
+    """An MSK mapping: its topic, consumer group, retries, bisect, on-failure destination."""
+    servers = ctx.state.kafka_clusters.get(cluster_arn)
+    if servers is None:
+        raise ctx.unsupported(
+            "EventSourceArn", f"{cluster_arn} is not a cluster of this deployment"
+        )
+    topics = [str(t) for t in props.get("Topics") or []]
+    if len(topics) != 1:
+        raise ctx.unsupported("Topics", "a Kafka mapping reads exactly one topic")
+    group = (props.get("AmazonManagedKafkaEventSourceConfig") or {}).get("ConsumerGroupId")
+    failure = ((props.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+    if failure and arn_service(str(failure)) not in ("s3", "sqs"):
+        raise ctx.unsupported(
+            "DestinationConfig.OnFailure.Destination",
+            f"only S3 and SQS on-failure destinations are supported ({failure})",
+        )
+    return Route(
+        kind="kafka",
+        source=ctx.logical_id,
+        queue_url=f"kafka:{topics[0]}",
+        queue_arn=cluster_arn,
+        function_logical_id=function,
+        batch_size=int(props.get("BatchSize", 100)),
+        batching_window_s=int(props.get("MaximumBatchingWindowInSeconds", 0)),
+        report_batch_item_failures="ReportBatchItemFailures"
+        in (props.get("FunctionResponseTypes") or []),
+        starting_position=str(props.get("StartingPosition", "LATEST")),
+        bisect_batch_on_error=flag(props.get("BisectBatchOnFunctionError", False)),
+        max_retry_attempts=int(props.get("MaximumRetryAttempts", -1)),
+        max_record_age_s=int(props.get("MaximumRecordAgeInSeconds", -1)),
+        on_failure_arn=str(failure) if failure else None,
+        mapping_id=mapping_id,
+        options={
+            "topic": topics[0],
+            "bootstrap_servers": servers,
+            "consumer_group": str(group) if group else mapping_id,
+        },
+    )
+
+
 def _event_invoke_config(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     qualifier = str(props.get("Qualifier", "$LATEST"))
     if qualifier != "$LATEST":
@@ -211,7 +300,7 @@ _FUNCTION_PROPERTIES = frozenset(
     words(
         "Code Handler Runtime Timeout MemorySize Role Environment Layers LoggingConfig "
         "Architectures Description Tags FunctionName TracingConfig ReservedConcurrentExecutions "
-        "EphemeralStorage RuntimeManagementConfig KmsKeyArn"
+        "EphemeralStorage RuntimeManagementConfig KmsKeyArn VpcConfig"
     )
 )
 
@@ -221,7 +310,8 @@ _EVENT_SOURCE_MAPPING_PROPERTIES = frozenset(
         "FunctionResponseTypes Enabled Tags ScalingConfig StartingPosition "
         "StartingPositionTimestamp BisectBatchOnFunctionError MaximumRetryAttempts "
         "MaximumRecordAgeInSeconds DestinationConfig ParallelizationFactor "
-        "TumblingWindowInSeconds FilterCriteria"
+        "TumblingWindowInSeconds FilterCriteria Queues SourceAccessConfigurations Topics "
+        "AmazonManagedKafkaEventSourceConfig ProvisionedPollerConfig"
     )
 )
 

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.config import Config
 
 from conveyor.sandbox.assembly import StackArtifact
+from conveyor.sandbox.brokers import LocalBrokers
 from conveyor.sandbox.intrinsics import Resolver
 from conveyor.sandbox.model import REGION, DeployedResource, DeployedStack, FunctionSpec
 from conveyor.sandbox.providers.values import flag, text
@@ -106,6 +107,9 @@ class DeployState:
     fifo_queues: set[str] = field(default_factory=set)  # ARNs
     # function ARN and name -> (stack name, logical id)
     functions: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # The local brokers (RabbitMQ, Kafka) Amazon MQ and MSK resources stand for.
+    brokers: LocalBrokers | None = None
+    kafka_clusters: dict[str, str] = field(default_factory=dict)  # MSK ARN -> bootstrap
 
     def queue_url(self, arn: str) -> str:
         url = self.queue_urls.get(arn)

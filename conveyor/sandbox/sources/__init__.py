@@ -14,7 +14,9 @@ from conveyor.sandbox.sources.base import Delivery, EventSource, EventSourceFact
 from conveyor.sandbox.sources.dynamodb_streams import DynamoDBStreamPoller
 from conveyor.sandbox.sources.eventbridge import EventBridgeTargetSource
 from conveyor.sandbox.sources.firehose import FirehoseDelivery
+from conveyor.sandbox.sources.kafka import KafkaPartitionPoller
 from conveyor.sandbox.sources.kinesis import KinesisShardPoller
+from conveyor.sandbox.sources.rabbitmq import RabbitMqPoller
 from conveyor.sandbox.sources.sns import SnsSubscriptionSource
 from conveyor.sandbox.sources.sqs import SqsPoller
 from conveyor.sandbox.sources.stepfunctions import StepFunctionsTargetSource
@@ -30,4 +32,6 @@ EVENT_SOURCES: tuple[EventSourceFactory, ...] = (
     FirehoseDelivery,
     StepFunctionsTargetSource,
     DynamoDBStreamPoller,
+    RabbitMqPoller,
+    KafkaPartitionPoller,
 )
