@@ -184,6 +184,9 @@ def _port_busy(port: int, owner: str | None) -> int:
     return 1
 
 
+DETACH_WAIT_S = 300.0  # how long `up --detach` waits for the sandbox to serve
+
+
 def _detach(args: argparse.Namespace) -> int:
     LOG_FILE.parent.mkdir(exist_ok=True)
     command = [sys.executable, "-P", "-m", "conveyor.cli", "sandbox", "up"]
@@ -195,7 +198,9 @@ def _detach(args: argparse.Namespace) -> int:
         process = subprocess.Popen(  # noqa: S603
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
-    for _ in range(1200):
+    # Ten stacks, two brokers to boot and the demos: minutes on a loaded 2-core machine.
+    deadline = time.monotonic() + DETACH_WAIT_S
+    while time.monotonic() < deadline:
         if _state_pid(state) == process.pid:  # this sandbox, never another one's state
             print(f"Sandbox running (pid {process.pid}); log: {LOG_FILE.resolve()}")
             return sandbox_status(args)
@@ -204,7 +209,10 @@ def _detach(args: argparse.Namespace) -> int:
             return 1
         time.sleep(0.1)
     process.terminate()
-    print(f"the sandbox did not start within 120 s (stopped it); see {LOG_FILE.resolve()}")
+    print(
+        f"the sandbox did not start within {DETACH_WAIT_S:.0f} s (stopped it); "
+        f"see {LOG_FILE.resolve()}"
+    )
     return 1
 
 
