@@ -41,6 +41,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 
 from constructs import Construct
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.defaults import (
     DEAD_LETTER_ALARM_PERIOD,
     FUNCTION_TIMEOUT,
@@ -125,8 +126,11 @@ class EventStore(Construct):
         :param snapshot_every: keep a snapshot table; the kit writes an aggregate's snapshot
             each time an append crosses a multiple of this many events, and ``load`` starts
             from it. 1–10,000. Default: 0 (no snapshots: every load replays from version 1).
-        :param encryption_key: Default: a new customer-managed key with rotation (its policy
-            and grants can be reviewed; an AWS-owned key's cannot).
+        :param encryption_key: encrypts the tables, and the log groups, environment variables
+            and failure queues of the projectors and outbox built on this store (its policy
+            gets a statement letting CloudWatch Logs use it; an imported key's policy must
+            allow that already). Default: a new customer-managed key with rotation (its
+            policy and grants can be reviewed; an AWS-owned key's cannot).
         :param deletion_protection: refuse ``DeleteTable`` (set it in production: the store
             is the only copy of the state). Default: off.
         :param removal_policy: tables and key. Default: RETAIN.
@@ -239,6 +243,14 @@ class _StreamFunction:
             layers=layers,
             log_retention=log_retention,
             removal_policy=removal_policy,
+            encryption_key=event_store.encryption_key,
+        )
+        checkov_skip(
+            self.function,
+            "CKV_AWS_116",
+            "Invoked synchronously by its DynamoDB Streams event source mapping: a batch that "
+            "keeps failing goes to the mapping's on-failure queue (bounded retries and record "
+            "age); a function DLQ only serves asynchronous invocations.",
         )
         self.failure_queue: sqs.Queue = dead_letter_queue(
             scope,
@@ -457,6 +469,14 @@ class StreamProjector(Construct):
                 log_retention=log_retention,
                 removal_policy=removal_policy,
                 description=f"{path}: replays the event store into a fresh read model",
+                encryption_key=event_store.encryption_key,
+            )
+            checkov_skip(
+                self.rebuild_function,
+                "CKV_AWS_116",
+                "Invoked synchronously by an operator (or a script) to rebuild the read model: "
+                "the error is returned to the caller, who reruns it; there is no asynchronous "
+                "event for a function DLQ to keep.",
             )
             event_store.grant_read(self.rebuild_function, rebuild=True)
             self.rebuild_table.grant(self.rebuild_function, "dynamodb:PutItem")

@@ -19,17 +19,19 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigateway
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 
 from constructs import Construct
 from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.defaults import FUNCTION_TIMEOUT, LOG_RETENTION
 from conveyor.constructs.event_router import EventRouter, Target
 from conveyor.constructs.event_sourcing import EventStore, OutboxPublisher, StreamProjector
 from conveyor.constructs.functions import AsyncFunction, python_function
 from conveyor.constructs.idempotency_table import IdempotencyTable
+from conveyor.constructs.log_groups import encrypted_log_group
 from conveyor.constructs.queues import allow_service_to_encrypt, new_key
 from conveyor.constructs.rules import acknowledge
 from conveyor.lambdas.accounts.accounts import contract
@@ -85,6 +87,14 @@ class AccountsStack(Stack):
             layers=[layer],
             removal_policy=removal_policy,
             description="Account commands: load the aggregate, decide, append",
+            encryption_key=self.store.encryption_key,
+        )
+        checkov_skip(
+            self.commands,
+            "CKV_AWS_116",
+            "Invoked synchronously by the API (Lambda proxy integration): a failed command's "
+            "error is returned to the caller, who retries; there is no asynchronous event "
+            "for a function DLQ to keep.",
         )
         self.store.grant_append(self.commands)
         _acknowledge_key(self.commands)
@@ -112,11 +122,21 @@ class AccountsStack(Stack):
             layers=[layer],
             removal_policy=removal_policy,
             description="Account balance queries: the read model only",
+            encryption_key=self.store.encryption_key,
+        )
+        checkov_skip(
+            self.queries,
+            "CKV_AWS_116",
+            "Invoked synchronously by the API (Lambda proxy integration): a failed query's "
+            "error is returned to the caller; a read changes nothing, so there is nothing "
+            "for a function DLQ to keep.",
         )
         self.balances.read_model.grant(self.queries, "dynamodb:GetItem")
         self.store.encryption_key.grant_decrypt(self.queries)
 
-        self.api = _api(self, self.commands, self.queries, removal_policy)
+        self.api = _api(
+            self, self.commands, self.queries, self.store.encryption_key, removal_policy
+        )
 
         self.router = EventRouter(self, "AccountsBus", removal_policy=removal_policy)
         self.outbox = OutboxPublisher(
@@ -252,12 +272,14 @@ def _api(
     scope: Construct,
     commands: lambda_.Function,
     queries: lambda_.Function,
+    key: kms.IKey,
     removal_policy: RemovalPolicy,
 ) -> apigateway.RestApi:
     """The accounts API: commands and the balance query, Lambda proxy integrations, IAM auth
-    (SigV4), request validation, access logs, stage throttling."""
-    access_logs = logs.LogGroup(
-        scope, "ApiAccessLogs", retention=LOG_RETENTION, removal_policy=removal_policy
+    (SigV4), request validation, access logs (encrypted with ``key``), X-Ray tracing, stage
+    throttling."""
+    access_logs = encrypted_log_group(
+        scope, "ApiAccessLogs", key=key, retention=LOG_RETENTION, removal_policy=removal_policy
     )
     api = apigateway.RestApi(
         scope,
@@ -272,6 +294,7 @@ def _api(
             logging_level=apigateway.MethodLoggingLevel.ERROR,
             data_trace_enabled=False,
             metrics_enabled=True,
+            tracing_enabled=True,
             access_log_destination=apigateway.LogGroupLogDestination(access_logs),
             access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
                 caller=True,
@@ -285,6 +308,13 @@ def _api(
                 user=True,
             ),
         ),
+    )
+    checkov_skip(
+        api.deployment_stage,
+        "CKV_AWS_120",
+        "No stage cache: a command must reach the aggregate every time (a cached response "
+        "would acknowledge a deposit that was never appended), and a balance query reads the "
+        "read model fresh, just after the caller's own command.",
     )
     validator = api.add_request_validator(
         "Validator", validate_request_body=True, validate_request_parameters=True

@@ -181,6 +181,63 @@ def test_the_rebuild_function_writes_a_fresh_read_model_from_the_store(template)
     )
 
 
+def _own_functions(template: Template) -> list[dict[str, Any]]:
+    """The constructs' functions (not CDK's custom-resource providers)."""
+    return [
+        resource
+        for resource in template.find_resources("AWS::Lambda::Function").values()
+        if resource["Properties"].get("Handler", "").startswith("index.")
+    ]
+
+
+def _key_of(reference: dict[str, Any]) -> str:
+    logical: str = reference["Fn::GetAtt"][0]
+    assert reference == {"Fn::GetAtt": [logical, "Arn"]}
+    return logical
+
+
+def test_every_function_encrypts_its_logs_and_variables_with_the_store_key(template):
+    resources = template.to_json()["Resources"]
+    functions = _own_functions(template)
+    handlers = sorted(f["Properties"]["Handler"] for f in functions)
+    assert handlers == ["index.handler", "index.handler", "index.rebuild"]  # projector, outbox
+    for function in functions:
+        properties = function["Properties"]
+        assert _key_of(properties["KmsKeyArn"]).startswith("StoreKey")
+        group = resources[properties["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+        assert _key_of(group["KmsKeyId"]).startswith("StoreKey")
+    # CloudWatch Logs may use the store key, for this account's log groups only
+    template.has_resource_properties(
+        "AWS::KMS::Key",
+        {
+            "KeyPolicy": {
+                "Statement": Match.array_with(
+                    [
+                        Match.object_like(
+                            {
+                                "Sid": "AllowCloudWatchLogsOfThisAccount",
+                                "Condition": {
+                                    "ArnLike": {
+                                        "kms:EncryptionContext:aws:logs:arn": Match.any_value()
+                                    }
+                                },
+                            }
+                        )
+                    ]
+                )
+            }
+        },
+    )
+
+
+def test_no_function_dlq_is_explained_by_how_each_function_is_invoked(template):
+    for resource in _own_functions(template):
+        handler = resource["Properties"]["Handler"]
+        skips = {s["id"]: s["comment"] for s in resource["Metadata"]["checkov"]["skip"]}
+        expected = "operator" if handler == "index.rebuild" else "on-failure queue"
+        assert expected in skips["CKV_AWS_116"], handler
+
+
 def test_the_failure_queues_and_the_iterator_age_are_alarmed(template):
     alarms = template.find_resources("AWS::CloudWatch::Alarm")
     names = sorted(logical.split("Alarm")[0] for logical in alarms)
