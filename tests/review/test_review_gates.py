@@ -48,7 +48,7 @@ def test_every_acknowledgement_names_a_rule_and_gives_a_specific_reason(synthesi
 
 
 def test_every_template_is_cfn_lint_clean(reviews):
-    assert len(reviews) == 8
+    assert len(reviews) == 10
     for item in reviews:
         assert item.lint_findings == [], item.name
 
