@@ -55,7 +55,7 @@ def test_every_template_is_cfn_lint_clean(reviews):
 
 def test_review_summary_passes_and_lists_every_stack(reviews):
     summary = render(reviews)
-    assert summary.endswith("Review: PASS (8 stacks)")
+    assert summary.endswith("Review: PASS (10 stacks)")
     for item in reviews:
         assert f"Stack {item.name}: {sum(item.resources.values())} resources" in summary
 
