@@ -5,7 +5,8 @@ single-instance broker uses the first), **no NAT gateway**: what runs in the VPC
 through VPC endpoints instead — interface endpoints for Secrets Manager (the broker's
 credentials), STS and Lambda (what Lambda's Amazon MQ and MSK event source mappings need
 inside the broker's VPC), and any others asked for (``kafka`` for ``GetBootstrapBrokers``); a
-gateway endpoint for DynamoDB (free). VPC flow logs go to a CloudWatch log group.
+gateway endpoint for DynamoDB (free). VPC flow logs go to a CloudWatch log group encrypted
+with a customer-managed key (checkov CKV_AWS_158).
 
 An existing VPC can be given instead (``vpc=``); it must then provide these routes itself.
 """
@@ -16,10 +17,13 @@ from collections.abc import Sequence
 
 from aws_cdk import RemovalPolicy, Token
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
 from conveyor.constructs.defaults import LOG_RETENTION
+from conveyor.constructs.log_groups import encrypted_log_group
+from conveyor.constructs.queues import new_key
 from conveyor.constructs.rules import acknowledge, require
 
 # What Lambda's Amazon MQ and MSK event source mappings reach from inside the broker's VPC,
@@ -30,7 +34,8 @@ NEW_VPC_CIDR = "10.40.0.0/16"
 
 class BrokerNetwork(Construct):
     """Attributes: ``vpc``, ``subnets`` (SubnetSelection), ``endpoint_security_group``,
-    ``interface_endpoints`` (service -> endpoint), ``flow_log`` (None for a given VPC)."""
+    ``interface_endpoints`` (service -> endpoint), ``flow_log`` and ``flow_log_group`` (None
+    for a given VPC), ``encryption_key`` (of the flow log group; None for a given VPC)."""
 
     def __init__(
         self,
@@ -42,6 +47,7 @@ class BrokerNetwork(Construct):
         nat_gateways: int = 0,
         interface_endpoints: Sequence[str] = DEFAULT_INTERFACE_ENDPOINTS,
         log_retention: logs.RetentionDays = LOG_RETENTION,
+        encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
@@ -52,13 +58,17 @@ class BrokerNetwork(Construct):
         :param interface_endpoints: services reached through interface endpoints. Default:
             secretsmanager, sts, lambda. A DynamoDB gateway endpoint is always added.
         :param log_retention: of the flow log group. Default: one month.
-        :param removal_policy: of the flow log group. Default: RETAIN.
+        :param encryption_key: encrypts the flow log group of a new VPC (its policy is extended
+            to let CloudWatch Logs use it). Default: a new customer-managed key.
+        :param removal_policy: of the flow log group and its key. Default: RETAIN.
         """
         super().__init__(scope, construct_id)
         path = self.node.path
         require(2 <= max_azs <= 3, path, f"max_azs must be 2 or 3 (got {max_azs})")
         require(nat_gateways >= 0, path, f"nat_gateways must be >= 0 (got {nat_gateways})")
         self.flow_log: ec2.FlowLog | None = None
+        self.flow_log_group: logs.LogGroup | None = None
+        self.encryption_key: kms.IKey | None = None
         subnet_type = (
             ec2.SubnetType.PRIVATE_WITH_EGRESS if nat_gateways else ec2.SubnetType.PRIVATE_ISOLATED
         )
@@ -79,11 +89,22 @@ class BrokerNetwork(Construct):
                 subnet_configuration=subnets,
                 restrict_default_security_group=False,
             )
-            log_group = logs.LogGroup(
-                self, "FlowLogs", retention=log_retention, removal_policy=removal_policy
+            self.encryption_key = encryption_key or new_key(
+                self,
+                "FlowLogsKey",
+                description=f"Encrypts the VPC flow logs of {path}",
+                removal_policy=removal_policy,
+            )
+            self.flow_log_group = encrypted_log_group(
+                self,
+                "FlowLogs",
+                key=self.encryption_key,
+                retention=log_retention,
+                removal_policy=removal_policy,
             )
             self.flow_log = created.add_flow_log(
-                "FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(log_group)
+                "FlowLog",
+                destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
             )
             vpc = created
             cidr = NEW_VPC_CIDR

@@ -9,7 +9,8 @@ them beside the cdk-nag acknowledgements and fails on a skip without a reason.
   for cdk-nag. It works on any construct: an L1 resource, or an L2 whose default child is one.
 - :class:`CdkFrameworkSkips` is an aspect for what no Conveyor construct creates: the
   functions of CDK's own custom-resource providers (S3 auto-delete, bucket notifications,
-  ``AwsCustomResource``, log retention…). :func:`conveyor.topologies.attach_review_plugins`
+  ``AwsCustomResource``, log retention, the framework functions of
+  ``custom_resources.Provider``…). :func:`conveyor.topologies.attach_review_plugins`
   adds it to the whole app, so it covers every stack, including ones added later.
 """
 
@@ -39,13 +40,25 @@ LAMBDA_NO_RESERVED_CONCURRENCY: Final = (
     "reservation that leaves fewer than 10 unreserved, so a default would fail the deploy; "
     "throughput is bounded by the event source (batch size, FIFO groups, shards) instead.",
 )
+LAMBDA_BEHIND_API: Final = (
+    "CKV_AWS_116",
+    "Invoked synchronously by API Gateway (Lambda proxy integration): its error returns to "
+    "the caller as a 5xx response, who retries; no asynchronous event exists to keep in a DLQ.",
+)
 
+# The framework functions of custom_resources.Provider (Node.js, CDK-maintained), by their ids.
+_PROVIDER_FRAMEWORK_IDS: Final = (
+    "framework-onEvent",
+    "framework-isComplete",
+    "framework-onTimeout",
+)
 # CDK's custom-resource provider functions, recognised by the construct id CDK gives them.
 _CDK_PROVIDER_IDS: Final = (
     "Custom::",  # CustomResourceProvider singletons: Custom::S3AutoDeleteObjects..., etc.
     "BucketNotificationsHandler050a0587b7544547bf325f094a3db834",
     "AWS679f53fac002430cb0da5b7982bd2287",  # AwsCustomResource
     "LogRetentionaae0aa3c5b4d4f87b02d85b201efdd8a",
+    *_PROVIDER_FRAMEWORK_IDS,
 )
 _CDK_PROVIDER_SKIPS: Final = (
     (
@@ -68,6 +81,14 @@ _CDK_PROVIDER_SKIPS: Final = (
         "CDK's own custom-resource handler: its environment holds no secret (none, or names "
         "of resources), and its code and settings are CDK's, not Conveyor's.",
     ),
+)
+
+# CloudFormation invokes a Provider's onEvent with a response URL; the framework answers it.
+_PROVIDER_FRAMEWORK_DLQ: Final = (
+    "CKV_AWS_116",
+    "custom_resources.Provider's framework function: it reports every failure (its own or "
+    "the user handler's) to CloudFormation's response URL as FAILED, which fails and rolls "
+    "back the deploy; a DLQ would only keep a request CloudFormation has already failed.",
 )
 
 
@@ -115,13 +136,17 @@ def checkov_skip_all(scope: IConstruct, skips: Iterable[tuple[str, str]]) -> Non
         checkov_skip(scope, check_id, comment)
 
 
-def _is_cdk_provider_function(node: IConstruct) -> bool:
+def _is_lambda_under(node: IConstruct, markers: Iterable[str]) -> bool:
     if not CfnResource.is_cfn_resource(node):
         return False
     if node.cfn_resource_type != "AWS::Lambda::Function":  # type: ignore[attr-defined]
         return False
     parts = node.node.path.split("/")
-    return any(part.startswith(marker) for part in parts for marker in _CDK_PROVIDER_IDS)
+    return any(part.startswith(marker) for part in parts for marker in markers)
+
+
+def _is_cdk_provider_function(node: IConstruct) -> bool:
+    return _is_lambda_under(node, _CDK_PROVIDER_IDS)
 
 
 @jsii.implements(IAspect)
@@ -132,6 +157,12 @@ class CdkFrameworkSkips:
     def visit(self, node: IConstruct) -> None:
         if _is_cdk_provider_function(node):
             existing = {skip.get("id") for skip in checkov_skips(node)}  # type: ignore[arg-type]
+            reasons = dict(_CDK_PROVIDER_SKIPS)
+            if _is_lambda_under(node, _PROVIDER_FRAMEWORK_IDS):
+                reasons.update((_PROVIDER_FRAMEWORK_DLQ,))
+            # A provider given a VPC (e.g. Provider(vpc=...)) passes CKV_AWS_117 by itself.
+            if getattr(node, "vpc_config", None) is not None:
+                existing.add("CKV_AWS_117")
             checkov_skip_all(
-                node, [(cid, why) for cid, why in _CDK_PROVIDER_SKIPS if cid not in existing]
+                node, [(cid, why) for cid, why in reasons.items() if cid not in existing]
             )

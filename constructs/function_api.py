@@ -3,25 +3,31 @@ that publishes to a broker and answers 202/400/503 itself).
 
 Secure defaults, as :class:`~conveyor.constructs.fifo_ingest_api.FifoIngestApi`: IAM (SigV4)
 authorization, a JSON body validated against ``request_schema`` before the function runs,
-stage throttling, JSON access logs, error-level execution logs.
+stage throttling, JSON access logs (KMS-encrypted), error-level execution logs, X-Ray tracing
+on the stage, no stage cache (every POST is a new request).
 """
 
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 
 from constructs import Construct
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.defaults import LOG_RETENTION
+from conveyor.constructs.log_groups import encrypted_log_group
+from conveyor.constructs.queues import new_key
 from conveyor.constructs.rules import acknowledge, require
 
 JSON = "application/json"
 
 
 class FunctionApi(Construct):
-    """Attributes: ``api``, ``resource``, ``method``, ``access_log_group``."""
+    """Attributes: ``api``, ``resource``, ``method``, ``access_log_group``,
+    ``log_encryption_key``."""
 
     def __init__(
         self,
@@ -35,6 +41,7 @@ class FunctionApi(Construct):
         throttling_burst_limit: int = 100,
         stage_name: str = "v1",
         log_retention: logs.RetentionDays = LOG_RETENTION,
+        log_encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
@@ -45,7 +52,9 @@ class FunctionApi(Construct):
         :param throttling_burst_limit: Default: 100.
         :param stage_name: Default: v1.
         :param log_retention: of the access logs. Default: one month.
-        :param removal_policy: of the access log group. Default: RETAIN.
+        :param log_encryption_key: encrypts the access log group (its policy is extended to
+            let CloudWatch Logs use it). Default: a new customer-managed key.
+        :param removal_policy: of the access log group (and a new key). Default: RETAIN.
         """
         super().__init__(scope, construct_id)
         path = self.node.path
@@ -54,8 +63,15 @@ class FunctionApi(Construct):
             path,
             "need 0 < throttling_rate_limit <= throttling_burst_limit",
         )
-        self.access_log_group = logs.LogGroup(
-            self, "AccessLogs", retention=log_retention, removal_policy=removal_policy
+        self.log_encryption_key: kms.IKey = log_encryption_key or new_key(
+            self, "LogsKey", description=f"Access logs of {path}", removal_policy=removal_policy
+        )
+        self.access_log_group = encrypted_log_group(
+            self,
+            "AccessLogs",
+            key=self.log_encryption_key,
+            retention=log_retention,
+            removal_policy=removal_policy,
         )
         self.api = apigateway.RestApi(
             self,
@@ -70,6 +86,7 @@ class FunctionApi(Construct):
                 logging_level=apigateway.MethodLoggingLevel.ERROR,
                 data_trace_enabled=False,
                 metrics_enabled=True,
+                tracing_enabled=True,
                 access_log_destination=apigateway.LogGroupLogDestination(self.access_log_group),
                 access_log_format=apigateway.AccessLogFormat.json_with_standard_fields(
                     caller=True,
@@ -83,6 +100,13 @@ class FunctionApi(Construct):
                     user=True,
                 ),
             ),
+        )
+        checkov_skip(
+            self.api.deployment_stage,
+            "CKV_AWS_120",
+            "A write-only API: every POST asks the producer to publish one new event and "
+            "answers with its outcome; a cache would answer a new booking with an earlier "
+            "booking's response and never publish it.",
         )
         validator = self.api.add_request_validator(
             "Validator", validate_request_body=True, validate_request_parameters=True

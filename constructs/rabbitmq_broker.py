@@ -2,11 +2,12 @@
 through the Amazon MQ event source mapping.
 
 The broker is private (in the given VPC's private subnets, not publicly accessible), its
-admin user's credentials are a generated Secrets Manager secret, its data encrypted at rest
-(RabbitMQ brokers only take AWS-owned keys), its general logs go to CloudWatch Logs, minor
-engine versions upgrade in the given maintenance window. CloudFormation has no resource for
-RabbitMQ's exchanges, queues and bindings: a custom resource POSTs a RabbitMQ definitions
-document to the broker's management API at deploy.
+admin user's credentials are a generated Secrets Manager secret (encrypted with a
+customer-managed key, which Lambda's Amazon MQ mapping decrypts with the consumer's role),
+its data encrypted at rest (RabbitMQ brokers only take AWS-owned keys), its general logs go
+to CloudWatch Logs, minor engine versions upgrade in the given maintenance window.
+CloudFormation has no resource for RabbitMQ's exchanges, queues and bindings: a custom
+resource POSTs a RabbitMQ definitions document to the broker's management API at deploy.
 
 CDK has no L2 for the Amazon MQ mapping: :class:`RabbitMqQueueConsumer` uses the L1
 ``AWS::Lambda::EventSourceMapping`` with ``Queues`` and the ``BASIC_AUTH`` secret. Lambda
@@ -26,14 +27,18 @@ from aws_cdk import aws_amazonmq as amazonmq
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 
 from constructs import Construct
+from conveyor.constructs.checkov import checkov_skip
 from conveyor.constructs.defaults import FUNCTION_TIMEOUT, LOG_RETENTION, MEMORY_SIZE_MB
 from conveyor.constructs.functions import python_function
+from conveyor.constructs.log_groups import encrypted_log_group
+from conveyor.constructs.queues import new_key
 from conveyor.constructs.rules import acknowledge, require
 
 # The newest RabbitMQ minor line Amazon MQ runs with automatic minor upgrades (3.13.x).
@@ -50,7 +55,8 @@ DEFINITIONS_TYPE = "Custom::RabbitMqDefinitions"
 
 class RabbitMqBroker(Construct):
     """Attributes: ``broker`` (CfnBroker), ``secret``, ``security_group``, ``amqp_endpoint``,
-    ``console_url``, ``definitions`` (the custom resource, or None), ``definitions_function``."""
+    ``console_url``, ``definitions`` (the custom resource, or None), ``definitions_function``,
+    ``encryption_key``."""
 
     def __init__(
         self,
@@ -70,6 +76,7 @@ class RabbitMqBroker(Construct):
         maintenance_day: str = "SUNDAY",
         maintenance_time: str = "03:00",
         log_retention: logs.RetentionDays = LOG_RETENTION,
+        encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
@@ -89,7 +96,9 @@ class RabbitMqBroker(Construct):
         :param admin_username: the broker user of the secret. Default: conveyor.
         :param maintenance_day: Default: SUNDAY. :param maintenance_time: UTC. Default: 03:00.
         :param log_retention: of the custom resource's logs. Default: one month.
-        :param removal_policy: of the secret and the log groups. Default: RETAIN.
+        :param encryption_key: encrypts the admin secret, the custom resource's log groups and
+            its function's environment. Default: a new customer-managed key.
+        :param removal_policy: of the secret, the log groups and a new key. Default: RETAIN.
         """
         super().__init__(scope, construct_id)
         path = self.node.path
@@ -113,9 +122,16 @@ class RabbitMqBroker(Construct):
         subnets = vpc.select_subnets(**_subnet_kwargs(vpc_subnets)).subnet_ids
         chosen = subnets[:1] if deployment_mode == "SINGLE_INSTANCE" else subnets
 
+        self.encryption_key: kms.IKey = encryption_key or new_key(
+            self,
+            "Key",
+            description=f"Encrypts the admin secret and the definitions logs of {path}",
+            removal_policy=removal_policy,
+        )
         self.secret = secretsmanager.Secret(
             self,
             "AdminSecret",
+            encryption_key=self.encryption_key,
             description=f"{path}: the broker's admin user (Lambda's BASIC_AUTH secret)",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"username": admin_username}),
@@ -199,9 +215,17 @@ class RabbitMqBroker(Construct):
                 log_retention=log_retention,
                 removal_policy=removal_policy,
                 description=f"{path}: declares the RabbitMQ definitions at deploy",
+                encryption_key=self.encryption_key,
                 vpc=vpc,
                 vpc_subnets=vpc_subnets,
                 security_groups=[self.security_group],
+            )
+            checkov_skip(
+                self.definitions_function,
+                "CKV_AWS_116",
+                "Invoked synchronously by the custom resource provider's framework function "
+                "during a deploy: its error becomes the CloudFormation operation's FAILED "
+                "status (and rollback); there is no asynchronous event to keep.",
             )
             self.security_group.add_ingress_rule(
                 self.security_group, ec2.Port.tcp(CONSOLE_PORT), "management API (definitions)"
@@ -214,9 +238,10 @@ class RabbitMqBroker(Construct):
                 self,
                 "DefinitionsProvider",
                 on_event_handler=self.definitions_function,
-                log_group=logs.LogGroup(
+                log_group=encrypted_log_group(
                     self,
                     "DefinitionsProviderLogs",
+                    key=self.encryption_key,
                     retention=log_retention,
                     removal_policy=removal_policy,
                 ),
@@ -237,7 +262,8 @@ class RabbitMqQueueConsumer(Construct):
     Amazon MQ event source mapping.
 
     Attributes: ``function``, ``log_group``, ``event_source_mapping``, ``errors_alarm``,
-    ``dead_letter_alarm`` (on the broker's dead-letter queue depth, or None), ``alarms``.
+    ``dead_letter_alarm`` (on the broker's dead-letter queue depth, or None), ``alarms``,
+    ``encryption_key``.
     """
 
     def __init__(
@@ -259,6 +285,7 @@ class RabbitMqQueueConsumer(Construct):
         layers: Sequence[lambda_.ILayerVersion] = (),
         log_retention: logs.RetentionDays = LOG_RETENTION,
         alarm_actions: Sequence[cloudwatch.IAlarmAction] = (),
+        encryption_key: kms.IKey | None = None,
         removal_policy: RemovalPolicy = RemovalPolicy.RETAIN,
     ) -> None:
         """
@@ -276,12 +303,15 @@ class RabbitMqQueueConsumer(Construct):
         :param function_timeout: Default: 30 seconds. :param memory_size: MB. Default: 256.
         :param environment: extra variables. :param layers: Lambda layers.
         :param log_retention: Default: one month. :param alarm_actions: of the alarms.
+        :param encryption_key: encrypts the log group and the environment variables.
+            Default: the broker's key (``broker.encryption_key``).
         :param removal_policy: of the log group. Default: RETAIN.
         """
         super().__init__(scope, construct_id)
         path = self.node.path
         require(1 <= batch_size <= 10_000, path, f"batch_size must be 1-10,000 ({batch_size})")
         require(bool(queue), path, "queue must be named")
+        self.encryption_key: kms.IKey = encryption_key or broker.encryption_key
         self.function, self.log_group = python_function(
             self,
             code=code,
@@ -292,9 +322,20 @@ class RabbitMqQueueConsumer(Construct):
             layers=layers,
             log_retention=log_retention,
             removal_policy=removal_policy,
+            encryption_key=self.encryption_key,
+        )
+        checkov_skip(
+            self.function,
+            "CKV_AWS_116",
+            "Invoked synchronously by its Amazon MQ event source mapping: a failed batch is "
+            "nacked and redelivered by the broker, which dead-letters it past the queue's "
+            "delivery limit (its dead-letter exchange); a function DLQ only serves "
+            "asynchronous invocations.",
         )
         role = self.function.role
         assert role is not None
+        # The mapping reads the BASIC_AUTH secret with this role: grant_read also lets it
+        # decrypt with the secret's key (through Secrets Manager only).
         broker.secret.grant_read(role)
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["mq:DescribeBroker"], resources=[broker.broker.attr_arn])
@@ -342,6 +383,15 @@ class RabbitMqQueueConsumer(Construct):
             "Lambda's Amazon MQ mapping creates its network interfaces in the broker's VPC "
             "with the function's role; EC2's Describe*/network-interface actions take no "
             "resource-level scope.",
+        )
+        checkov_skip(
+            policy,
+            "CKV_AWS_111",
+            "Lambda's Amazon MQ mapping creates and deletes its network interfaces in the "
+            "broker's VPC with the function's role: the interfaces do not exist before Lambda "
+            "creates them, so no ARN can name them at synth (AWS's "
+            "AWSLambdaVPCAccessExecutionRole grants the same actions on '*'); every other "
+            "statement names its resource.",
         )
         self.errors_alarm = cloudwatch.Alarm(
             self,

@@ -21,11 +21,13 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
 from conveyor.constructs.assets import handler_code
 from conveyor.constructs.broker_network import DEFAULT_INTERFACE_ENDPOINTS, BrokerNetwork
+from conveyor.constructs.checkov import LAMBDA_BEHIND_API, checkov_skip_all
 from conveyor.constructs.defaults import FUNCTION_TIMEOUT
 from conveyor.constructs.function_api import FunctionApi
 from conveyor.constructs.functions import python_function
 from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.msk_cluster import MskCluster, MskTopicConsumer
+from conveyor.constructs.queues import new_key
 from conveyor.lambdas.handler_kit.handler_kit import contract as kit
 from conveyor.lambdas.tours.tours import contract
 from conveyor.stacks._common import dependencies_layer, operate
@@ -34,7 +36,8 @@ from conveyor.stacks._tours import ASSET, BOOKING_SCHEMA, notifications_table
 
 class ToursKafkaStack(Stack):
     """Attributes: ``network``, ``cluster``, ``producer``, ``api``, ``consumer``,
-    ``notifications``, ``idempotency``, ``operations``."""
+    ``notifications``, ``idempotency``, ``operations``, ``encryption_key`` (the flow
+    logs', the API's access logs', the producer's)."""
 
     def __init__(
         self,
@@ -56,11 +59,20 @@ class ToursKafkaStack(Stack):
             "Powertools, pika and confluent-kafka for the tour handlers",
             layer_cache_dir,
         )
+        # One customer-managed key: the stack's logs and the producer's environment (checkov
+        # CKV_AWS_158, CKV_AWS_173).
+        self.encryption_key = new_key(
+            self,
+            "Key",
+            description="Tour bookings: flow and access logs, producer environment",
+            removal_policy=removal_policy,
+        )
         # The producer reads the bootstrap brokers through the MSK API (kafka endpoint).
         self.network = BrokerNetwork(
             self,
             "Network",
             interface_endpoints=(*DEFAULT_INTERFACE_ENDPOINTS, "kafka"),
+            encryption_key=self.encryption_key,
             removal_policy=removal_policy,
         )
         self.cluster = MskCluster(
@@ -85,6 +97,7 @@ class ToursKafkaStack(Stack):
             layers=[layer],
             removal_policy=removal_policy,
             description="Booking service: produces tour events to Kafka",
+            encryption_key=self.encryption_key,
             vpc=self.network.vpc,
             vpc_subnets=self.network.subnets,
             security_groups=[self.cluster.security_group],
@@ -96,8 +109,10 @@ class ToursKafkaStack(Stack):
             function=self.producer,
             resource_name="bookings",
             request_schema=BOOKING_SCHEMA,
+            log_encryption_key=self.encryption_key,
             removal_policy=removal_policy,
         )
+        checkov_skip_all(self.producer, (LAMBDA_BEHIND_API,))
         self.notifications = notifications_table(self, removal_policy)
         self.idempotency = IdempotencyTable(self, "Idempotency", removal_policy=removal_policy)
         self.consumer = MskTopicConsumer(

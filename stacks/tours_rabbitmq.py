@@ -22,10 +22,12 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from constructs import Construct
 from conveyor.constructs.assets import handler_code
 from conveyor.constructs.broker_network import BrokerNetwork
+from conveyor.constructs.checkov import LAMBDA_BEHIND_API, checkov_skip_all
 from conveyor.constructs.defaults import FUNCTION_TIMEOUT
 from conveyor.constructs.function_api import FunctionApi
 from conveyor.constructs.functions import python_function
 from conveyor.constructs.idempotency_table import IdempotencyTable
+from conveyor.constructs.queues import new_key
 from conveyor.constructs.rabbitmq_broker import RabbitMqBroker, RabbitMqQueueConsumer
 from conveyor.lambdas.handler_kit.handler_kit import contract as kit
 from conveyor.lambdas.tours.tours import contract
@@ -35,7 +37,8 @@ from conveyor.stacks._tours import ASSET, BOOKING_SCHEMA, notifications_table
 
 class ToursRabbitMqStack(Stack):
     """Attributes: ``network``, ``broker``, ``producer``, ``api``, ``consumer``,
-    ``notifications``, ``idempotency``, ``operations``."""
+    ``notifications``, ``idempotency``, ``operations``, ``encryption_key`` (the flow
+    logs', the API's access logs', the producer's and the broker's)."""
 
     def __init__(
         self,
@@ -56,7 +59,17 @@ class ToursRabbitMqStack(Stack):
             "Powertools, pika and confluent-kafka for the tour handlers",
             layer_cache_dir,
         )
-        self.network = BrokerNetwork(self, "Network", removal_policy=removal_policy)
+        # One customer-managed key: the stack's logs, the producer's environment, the broker's
+        # secret (checkov CKV_AWS_158, CKV_AWS_173, CKV_AWS_149).
+        self.encryption_key = new_key(
+            self,
+            "Key",
+            description="Tour bookings: flow and access logs, producer environment, broker secret",
+            removal_policy=removal_policy,
+        )
+        self.network = BrokerNetwork(
+            self, "Network", encryption_key=self.encryption_key, removal_policy=removal_policy
+        )
         self.broker = RabbitMqBroker(
             self,
             "Broker",
@@ -66,6 +79,7 @@ class ToursRabbitMqStack(Stack):
             definitions_code=code,
             definitions_handler=contract.DEFINITIONS,
             definitions_layers=[layer],
+            encryption_key=self.encryption_key,
             removal_policy=removal_policy,
         )
         self.producer, _ = python_function(
@@ -82,6 +96,7 @@ class ToursRabbitMqStack(Stack):
             layers=[layer],
             removal_policy=removal_policy,
             description="Booking service: publishes tour events to RabbitMQ",
+            encryption_key=self.encryption_key,
             vpc=self.network.vpc,
             vpc_subnets=self.network.subnets,
             security_groups=[self.broker.security_group],
@@ -93,8 +108,10 @@ class ToursRabbitMqStack(Stack):
             function=self.producer,
             resource_name="bookings",
             request_schema=BOOKING_SCHEMA,
+            log_encryption_key=self.encryption_key,
             removal_policy=removal_policy,
         )
+        checkov_skip_all(self.producer, (LAMBDA_BEHIND_API,))
         self.notifications = notifications_table(self, removal_policy)
         self.idempotency = IdempotencyTable(self, "Idempotency", removal_policy=removal_policy)
         self.consumer = RabbitMqQueueConsumer(

@@ -4,6 +4,7 @@ invalid combinations refused at synth."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -125,6 +126,26 @@ def test_the_consumer_reads_the_queue_with_the_brokers_secret(rabbit):
             ],
         },
     )
+
+
+def test_the_secret_is_on_a_customer_key_the_mapping_role_may_decrypt(rabbit):
+    _, template = rabbit
+    (secret,) = resources(template, "AWS::SecretsManager::Secret").values()
+    key_id = secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0]
+    statements = resources(template, "AWS::KMS::Key")[key_id]["Properties"]["KeyPolicy"][
+        "Statement"
+    ]
+    via_secrets_manager = [
+        st
+        for st in statements
+        if "kms:Decrypt" in st["Action"]
+        and "kms:ViaService" in st.get("Condition", {}).get("StringEquals", {})
+    ]
+    principals = json.dumps([st["Principal"] for st in via_secrets_manager])
+    # The consumer's role reads the BASIC_AUTH secret for the Amazon MQ mapping, the
+    # definitions function (BrokerRole) for the custom resource.
+    assert "ConsumerRole" in principals
+    assert "BrokerRole" in principals
 
 
 def test_the_broker_dead_letter_queue_is_alarmed(rabbit):

@@ -29,7 +29,7 @@ def reviews(synthesized):
 
 
 def test_checkov_reports_no_unexplained_finding_on_any_stack(reviews):
-    assert len(reviews) == 6
+    assert len(reviews) == 10
     for item in reviews:
         assert item.checkov is not None, item.name
         assert item.checkov.error is None, (item.name, item.checkov.error)
@@ -64,10 +64,10 @@ def test_findings_fixed_rather_than_skipped(reviews):
 
 def test_summary_prints_checkov_skips_beside_the_nag_acknowledgements(reviews):
     summary = render(reviews)
-    assert summary.endswith("Review: PASS (6 stacks)")
+    assert summary.endswith("Review: PASS (10 stacks)")
     assert "0 unexplained" in summary
     assert "    skip CKV_AWS_117 on " in summary
-    assert summary.count("  checkov 3.") == 6
+    assert summary.count("  checkov 3.") == 10
 
 
 def test_every_log_group_and_function_environment_is_encrypted_with_a_key(synthesized):
@@ -182,6 +182,51 @@ def test_framework_aspect_explains_cdk_provider_functions_in_any_stack(make_app)
     (handler,) = resources.values()
     ids = {skip["id"] for skip in handler["Metadata"]["checkov"]["skip"]}
     assert ids == {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173"}
+
+
+def test_provider_framework_functions_carry_their_reasons_without_a_vpc_claim_in_a_vpc(make_app):
+    from aws_cdk import Aspects
+    from aws_cdk import aws_ec2 as ec2
+    from aws_cdk import custom_resources as cr
+
+    app = make_app()
+    stack = Stack(app, "AnyStack")
+    handler = lambda_.Function(
+        stack,
+        "OnEvent",
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(e, c): return {}"),
+    )
+    cr.Provider(stack, "Plain", on_event_handler=handler)
+    vpc = ec2.Vpc(
+        stack,
+        "Vpc",
+        max_azs=2,
+        nat_gateways=0,
+        subnet_configuration=[
+            ec2.SubnetConfiguration(name="P", subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+        ],
+    )
+    cr.Provider(stack, "InVpc", on_event_handler=handler, vpc=vpc)
+    Aspects.of(app).add(CdkFrameworkSkips())
+    functions = Template.from_stack(stack).find_resources("AWS::Lambda::Function")
+    skips = {
+        logical_id: {s["id"]: s["comment"] for s in body["Metadata"]["checkov"]["skip"]}
+        for logical_id, body in functions.items()
+        if "frameworkonEvent" in logical_id
+    }
+    plain = next(v for k, v in skips.items() if k.startswith("Plain"))
+    in_vpc = next(v for k, v in skips.items() if k.startswith("InVpc"))
+    assert set(plain) == {"CKV_AWS_116", "CKV_AWS_117", "CKV_AWS_115", "CKV_AWS_173"}
+    assert "response URL as FAILED" in plain["CKV_AWS_116"]
+    assert set(in_vpc) == {"CKV_AWS_116", "CKV_AWS_115", "CKV_AWS_173"}
+    # The user's own handler is not CDK's: it explains its own checks.
+    assert not [
+        k
+        for k in functions
+        if k.startswith("OnEvent") and "checkov" in functions[k].get("Metadata", {})
+    ]
 
 
 def test_python_function_encrypts_its_logs_and_environment_with_the_given_key(make_app):

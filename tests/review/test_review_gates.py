@@ -48,14 +48,14 @@ def test_every_acknowledgement_names_a_rule_and_gives_a_specific_reason(synthesi
 
 
 def test_every_template_is_cfn_lint_clean(reviews):
-    assert len(reviews) == 8
+    assert len(reviews) == 10
     for item in reviews:
         assert item.lint_findings == [], item.name
 
 
 def test_review_summary_passes_and_lists_every_stack(reviews):
     summary = render(reviews)
-    assert summary.endswith("Review: PASS (8 stacks)")
+    assert summary.endswith("Review: PASS (10 stacks)")
     for item in reviews:
         assert f"Stack {item.name}: {sum(item.resources.values())} resources" in summary
 
