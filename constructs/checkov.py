@@ -63,8 +63,9 @@ _CDK_PROVIDER_IDS: Final = (
 _CDK_PROVIDER_SKIPS: Final = (
     (
         "CKV_AWS_116",
-        "CDK's own custom-resource handler: CloudFormation invokes it synchronously during "
-        "deploys and gets its failure as the deploy's failure; there is no async event to keep.",
+        "CDK's own custom-resource handler: CloudFormation waits for its answer during the "
+        "deploy and a failed or missing answer fails the deploy (rollback); no event is left "
+        "to keep.",
     ),
     (
         "CKV_AWS_117",
