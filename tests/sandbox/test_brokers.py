@@ -207,3 +207,14 @@ def test_the_consumers_log_every_line_with_the_producers_correlation_id(world: W
         lines = [line for result in world.results(stack) for line in result.logs]
         assert lines, stack
         assert {line.get("correlation_id") for line in lines} == {expected}, stack
+
+
+def test_a_broker_user_whose_password_starts_with_a_dash_is_created(local_brokers: Any) -> None:
+    """Generated secrets may start with "-": rabbitmqctl must not read it as an option."""
+    from conveyor.sandbox.brokers import RABBITMQ
+
+    require_broker(local_brokers, RABBITMQ)
+    server = local_brokers.rabbitmq
+    server.ctl("add_user", "--", "dash-user", "-h20v|g5xrkk")
+    server.ctl("change_password", "--", "dash-user", "-other|pw")
+    assert "dash-user" in server.ctl("list_users")

@@ -59,11 +59,12 @@ def _broker(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
         username = _secret_text(ctx, text(user["Username"]))
         password = _secret_text(ctx, text(user["Password"]))
         try:
-            server.ctl("add_user", username, password)
+            # "--": a generated password may start with "-" (rabbitmqctl would read an option)
+            server.ctl("add_user", "--", username, password)
         except RuntimeError as error:  # the node outlives a deployment (tests share it)
             if "already exists" not in str(error):
                 raise
-            server.ctl("change_password", username, password)
+            server.ctl("change_password", "--", username, password)
         server.ctl("set_user_tags", username, "administrator")
         server.ctl("set_permissions", "-p", "/", username, ".*", ".*", ".*")
         users.append({"Username": username, "Password": password})
