@@ -1,7 +1,9 @@
 """Service Facturation: reacts to CommandeCréée — issues the invoice (total of the lines),
 publishes FactureCréée; reacts to CommandeAnnulée — voids the invoice, publishes
 FactureAnnulée. Each write is conditional (one invoice per order; only an issued invoice is
-voided), so a redelivered event changes nothing.
+voided), so a redelivered event writes nothing twice; a second run of CommandeCréée whose
+invoice is already issued publishes FactureCréée again with the same ``eventId`` (publishing
+is at-least-once, see ``service``).
 """
 
 from __future__ import annotations
@@ -62,9 +64,15 @@ def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("Invoice already issued for this order: nothing new to publish")
-        return []
-    logger.info("Invoice issued", extra={"invoice_id": invoice_id, "total": total})
+        # A second run (the publish or the completion write failed after the write): the
+        # same event again, same eventId, so a lost FactureCréée is published and a consumer
+        # that already has it dedupes it. Not once the invoice was voided.
+        if _status(settings, message.order_id) != ISSUED:
+            logger.info("Invoice already issued and voided for this order: nothing to publish")
+            return []
+        logger.info("Invoice already issued for this order: its event is published again")
+    else:
+        logger.info("Invoice issued", extra={"invoice_id": invoice_id, "total": total})
     return [
         Outgoing(
             contract.INVOICE_CREATED,
@@ -75,6 +83,19 @@ def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
             },
         )
     ]
+
+
+def _status(settings: BillingSettings, order_id: str) -> str | None:
+    item = (
+        _dynamodb_client()
+        .get_item(
+            TableName=settings.table,
+            Key={contract.ORDER_ID: {"S": order_id}},
+            ConsistentRead=True,
+        )
+        .get("Item")
+    )
+    return str(item[contract.STATUS]["S"]) if item and contract.STATUS in item else None
 
 
 def void(message: Message, settings: BillingSettings) -> list[Outgoing]:

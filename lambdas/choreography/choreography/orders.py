@@ -3,8 +3,9 @@ StockIndisponible (publishes CommandeAnnulée).
 
 ``PlaceOrder`` is a command invoked directly (``{"command": "PlaceOrder", "customerId",
 "lines": [{"sku", "quantity", "unitPrice"}], "orderId"?, "correlationId"?}``): the order is
-stored (conditional put: placing the same ``orderId`` twice publishes nothing the second
-time), and a new correlation id — created here, with the order, unless the caller passes one
+stored (conditional put: placing the same ``orderId`` twice stores it once; the second time
+CommandeCréée is published again with the stored correlation id and the same ``eventId``, so
+a publish that failed after the write is not lost and consumers dedupe it), and a new correlation id — created here, with the order, unless the caller passes one
 — starts the flow. Answer: ``{"orderId", "correlationId", "status"}``.
 """
 
@@ -83,8 +84,37 @@ def place_order(command: dict[str, Any], settings: OrdersSettings) -> dict[str, 
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("Order already placed: nothing published again")
-        return {"orderId": order_id, "status": "DUPLICATE"}
+        # The command again (e.g. its publish failed after the write): CommandeCréée is
+        # published again with the same eventId (derived from the order id), never lost.
+        logger.info("Order already placed: its event is published again")
+        stored = (
+            _dynamodb_client()
+            .get_item(
+                TableName=settings.table,
+                Key={contract.ORDER_ID: {"S": order_id}},
+                ConsistentRead=True,
+            )
+            .get("Item", {})
+        )
+        correlation_id = stored.get(contract.CORRELATION_ID, {}).get("S", correlation_id)
+        logger.set_correlation_id(correlation_id)
+        service.publish(
+            settings,
+            [
+                Outgoing(
+                    contract.ORDER_CREATED,
+                    {contract.CUSTOMER_ID: customer, contract.LINES: lines},
+                )
+            ],
+            order_id=order_id,
+            correlation_id=correlation_id,
+            causation_id=None,
+        )
+        return {
+            contract.ORDER_ID: order_id,
+            contract.CORRELATION_ID: correlation_id,
+            "status": "DUPLICATE",
+        }
     logger.info("Order placed")
     service.publish(
         settings,
