@@ -4,9 +4,10 @@ StockIndisponible (publishes CommandeAnnulée).
 ``PlaceOrder`` is a command invoked directly (``{"command": "PlaceOrder", "customerId",
 "lines": [{"sku", "quantity", "unitPrice"}], "orderId"?, "correlationId"?}``): the order is
 stored (conditional put: placing the same ``orderId`` twice stores it once; the second time
-CommandeCréée is published again with the stored correlation id and the same ``eventId``, so
-a publish that failed after the write is not lost and consumers dedupe it), and a new correlation id — created here, with the order, unless the caller passes one
-— starts the flow. Answer: ``{"orderId", "correlationId", "status"}``.
+CommandeCréée is published again with the stored correlation id and the same ``eventId``,
+so a publish that failed after the write is not lost and consumers dedupe it), and a new
+correlation id — created here, with the order, unless the caller passes one — starts the
+flow. Answer: ``{"orderId", "correlationId", "status"}``.
 """
 
 from __future__ import annotations

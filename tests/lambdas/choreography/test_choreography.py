@@ -12,6 +12,9 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyPersistenceLayerError,
+)
 from botocore.exceptions import ClientError
 
 from tests.support.aws import REGION, mocked_aws
@@ -318,14 +321,16 @@ def test_billing_rerun_after_a_lost_completion_write_notifies_the_customer_once(
     Lambda's retry runs the reaction again. The invoice is written once and the second
     FactureCréée carries the same eventId, so Notification writes one inbox item."""
     incoming = created()
-    with failing_calls(
-        service._dynamodb_client(),
-        "UpdateItem",
-        "ThrottlingException",
-        times=kit_idempotency.COMPLETION_WRITE_ATTEMPTS,
-    ) as failed:
-        with pytest.raises(Exception, match="ThrottlingException|save_success|Failed to update"):
-            billing.handler(incoming, LambdaContext())
+    with (
+        failing_calls(
+            service._dynamodb_client(),
+            "UpdateItem",
+            "ThrottlingException",
+            times=kit_idempotency.COMPLETION_WRITE_ATTEMPTS,
+        ) as failed,
+        pytest.raises(IdempotencyPersistenceLayerError, match="ThrottlingException"),
+    ):
+        billing.handler(incoming, LambdaContext())
     assert len(failed) == kit_idempotency.COMPLETION_WRITE_ATTEMPTS
     expire_idempotency_records(aws["dynamodb"])
 
@@ -344,9 +349,11 @@ def test_a_publish_that_failed_after_the_write_is_published_on_the_retry(aws, no
     """PutEvents throttled after the reservation was written: the retry reserves nothing again
     (5 - 2 = 3 left) and publishes StockMisAJour, instead of losing it."""
     incoming = created(quantity=2)
-    with failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1):
-        with pytest.raises(ClientError, match="ThrottlingException"):
-            stock.handler(incoming, LambdaContext())
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        stock.handler(incoming, LambdaContext())
     assert aws["published"]() == []
 
     stock.handler(incoming, LambdaContext())  # Lambda's asynchronous retry
@@ -363,9 +370,11 @@ def test_placing_an_order_again_after_a_failed_publish_publishes_it_with_the_sam
         "customerId": "c-1",
         "lines": [{"sku": "SKU-A", "quantity": 1, "unitPrice": 100}],
     }
-    with failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1):
-        with pytest.raises(ClientError, match="ThrottlingException"):
-            orders.handler(dict(command), LambdaContext())
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        orders.handler(dict(command), LambdaContext())
     stored = aws["dynamodb"].get_item(TableName="orders", Key={"orderId": {"S": "o-7"}})["Item"]
 
     answer = orders.handler(dict(command), LambdaContext())  # the caller retries
