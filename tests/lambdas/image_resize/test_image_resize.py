@@ -627,6 +627,19 @@ def test_malformed_json_body_is_dead_lettered_with_its_reason_and_acknowledged(
     assert emitted_metrics() == {"MessagesDeadLettered": 1}
 
 
+def test_a_redelivered_malformed_body_is_copied_again_with_the_same_source_message_id(
+    aws, make_sqs_event, invoke
+) -> None:
+    """image_resize has no dead-letter ledger (documented at-least-once): a lost delete means
+    a second DLQ copy, recognisable by the source message id it shares with the first."""
+    invoke(make_sqs_event("{not json"))
+    invoke(make_sqs_event("{not json"))  # SQS redelivers msg-1: its delete was lost
+
+    copies = aws.dead_letters()
+    assert len(copies) == 2
+    assert {m["MessageAttributes"]["SourceMessageId"]["StringValue"] for m in copies} == {"msg-1"}
+
+
 def test_malformed_body_without_dead_letter_queue_is_a_batch_item_failure(
     aws, make_sqs_event, invoke, monkeypatch, emitted_metrics
 ) -> None:
