@@ -2,8 +2,9 @@
 publishes FactureCréée; reacts to CommandeAnnulée — voids the invoice, publishes
 FactureAnnulée. Each write is conditional (one invoice per order; only an issued invoice is
 voided), so a redelivered event writes nothing twice; a second run of CommandeCréée whose
-invoice is already issued publishes FactureCréée again with the same ``eventId`` (publishing
-is at-least-once, see ``service``).
+invoice is already issued publishes FactureCréée again with the same ``eventId``, and a second
+run of the CommandeAnnulée that voided it (``voidedBy``) publishes FactureAnnulée again
+(publishing is at-least-once, see ``service``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,10 @@ def total_of(lines: Any) -> int:
             raise MalformedEvent("each line needs an integer quantity and unitPrice")
         total += quantity * price
     return total
+
+
+# The invoice item's attribute naming the CommandeAnnulée event that voided it.
+VOIDED_BY = "voidedBy"
 
 
 def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
@@ -85,17 +90,27 @@ def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
     ]
 
 
-def _status(settings: BillingSettings, order_id: str) -> str | None:
-    item = (
+def _invoice(settings: BillingSettings, order_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = (
         _dynamodb_client()
         .get_item(
             TableName=settings.table,
             Key={contract.ORDER_ID: {"S": order_id}},
             ConsistentRead=True,
         )
-        .get("Item")
+        .get("Item", {})
     )
-    return str(item[contract.STATUS]["S"]) if item and contract.STATUS in item else None
+    return item
+
+
+def _status(settings: BillingSettings, order_id: str) -> str | None:
+    value = _invoice(settings, order_id).get(contract.STATUS, {}).get("S")
+    return str(value) if value is not None else None
+
+
+def _voided_by(settings: BillingSettings, order_id: str) -> str | None:
+    value = _invoice(settings, order_id).get(VOIDED_BY, {}).get("S")
+    return str(value) if value is not None else None
 
 
 def void(message: Message, settings: BillingSettings) -> list[Outgoing]:
@@ -103,17 +118,26 @@ def void(message: Message, settings: BillingSettings) -> list[Outgoing]:
         _dynamodb_client().update_item(
             TableName=settings.table,
             Key={contract.ORDER_ID: {"S": message.order_id}},
-            UpdateExpression="SET #s = :void",
+            UpdateExpression="SET #s = :void, #by = :event",
             ConditionExpression="#s = :issued",
-            ExpressionAttributeNames={"#s": contract.STATUS},
-            ExpressionAttributeValues={":void": {"S": VOID}, ":issued": {"S": ISSUED}},
+            ExpressionAttributeNames={"#s": contract.STATUS, "#by": VOIDED_BY},
+            ExpressionAttributeValues={
+                ":void": {"S": VOID},
+                ":issued": {"S": ISSUED},
+                ":event": {"S": message.event_id},
+            },
         )
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("No issued invoice for this order: nothing to void")
-        return []
-    logger.info("Invoice voided: the order was cancelled")
+        if _voided_by(settings, message.order_id) != message.event_id:
+            logger.info("No issued invoice for this order: nothing to void")
+            return []
+        # This very event voided it and the reaction runs again: FactureAnnulée again, same
+        # eventId, never lost.
+        logger.info("Invoice already voided by this event: its event is published again")
+    else:
+        logger.info("Invoice voided: the order was cancelled")
     return [
         Outgoing(
             contract.INVOICE_CANCELLED,

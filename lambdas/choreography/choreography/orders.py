@@ -136,28 +136,44 @@ def place_order(command: dict[str, Any], settings: OrdersSettings) -> dict[str, 
     }
 
 
+# The order item's attribute naming the StockIndisponible event that cancelled it.
+CANCELLED_BY = "cancelledBy"
+
+
 def cancel(message: Message, settings: OrdersSettings) -> list[Outgoing]:
-    """StockIndisponible → the order is cancelled (once: only a CREATED order moves)."""
+    """StockIndisponible → the order is cancelled (once: only a CREATED order moves; the
+    event that moved it is recorded as ``cancelledBy``, and a second run of that same event
+    publishes CommandeAnnulée again with the same ``eventId``)."""
     try:
         _dynamodb_client().update_item(
             TableName=settings.table,
             Key={contract.ORDER_ID: {"S": message.order_id}},
-            UpdateExpression="SET #s = :cancelled, #r = :reason",
+            UpdateExpression="SET #s = :cancelled, #r = :reason, #by = :event",
             ConditionExpression="#s = :created",
-            ExpressionAttributeNames={"#s": contract.STATUS, "#r": contract.REASON},
+            ExpressionAttributeNames={
+                "#s": contract.STATUS,
+                "#r": contract.REASON,
+                "#by": CANCELLED_BY,
+            },
             ExpressionAttributeValues={
                 ":cancelled": {"S": contract.ORDER_CANCELLED_STATUS},
                 ":created": {"S": contract.ORDER_CREATED_STATUS},
                 ":reason": {"S": contract.STOCK_UNAVAILABLE},
+                ":event": {"S": message.event_id},
             },
             ReturnValues="ALL_NEW",
         )
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("Order not in CREATED (unknown or already cancelled): nothing to cancel")
-        return []
-    logger.info("Order cancelled: stock unavailable")
+        if not _cancelled_by(settings, message):
+            logger.info("Order not in CREATED (unknown or already cancelled): nothing to cancel")
+            return []
+        # This very event cancelled it and the reaction runs again (its publish or its
+        # completion write failed): CommandeAnnulée again, same eventId, never lost.
+        logger.info("Order already cancelled by this event: its event is published again")
+    else:
+        logger.info("Order cancelled: stock unavailable")
     return [
         Outgoing(
             contract.ORDER_CANCELLED,
@@ -167,6 +183,19 @@ def cancel(message: Message, settings: OrdersSettings) -> list[Outgoing]:
             },
         )
     ]
+
+
+def _cancelled_by(settings: OrdersSettings, message: Message) -> bool:
+    item = (
+        _dynamodb_client()
+        .get_item(
+            TableName=settings.table,
+            Key={contract.ORDER_ID: {"S": message.order_id}},
+            ConsistentRead=True,
+        )
+        .get("Item", {})
+    )
+    return bool(item.get(CANCELLED_BY, {}).get("S") == message.event_id)
 
 
 service: Service[OrdersSettings] = Service(

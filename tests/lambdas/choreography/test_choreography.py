@@ -385,3 +385,46 @@ def test_placing_an_order_again_after_a_failed_publish_publishes_it_with_the_sam
     assert len({e["detail"]["eventId"] for e in published}) == 1
     assert {e["detail"]["correlationId"] for e in published} == {stored["correlationId"]["S"]}
     assert answer["status"] == "DUPLICATE"
+
+
+def test_a_cancellation_whose_publish_failed_is_published_on_the_retry_only(aws) -> None:
+    """PutEvents throttled after the order moved to CANCELLED: the retry of the same
+    StockIndisponible publishes CommandeAnnulée (not lost); another StockIndisponible for the
+    same order publishes nothing."""
+    orders.handler(
+        {
+            "command": "PlaceOrder",
+            "orderId": "o-1",
+            "customerId": "c-1",
+            "lines": [{"sku": "SKU-A", "quantity": 9, "unitPrice": 1}],
+        },
+        LambdaContext(),
+    )
+    aws["published"]()
+    unavailable = event(contract.STOCK_UNAVAILABLE, "stock", missing=[])
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        orders.handler(unavailable, LambdaContext())
+
+    orders.handler(unavailable, LambdaContext())  # Lambda's asynchronous retry
+    orders.handler(event(contract.STOCK_UNAVAILABLE, "stock", missing=[]), LambdaContext())
+
+    assert [e["detail-type"] for e in aws["published"]()] == [contract.ORDER_CANCELLED]
+
+
+def test_a_void_whose_publish_failed_is_published_on_the_retry_only(aws) -> None:
+    billing.handler(created(), LambdaContext())
+    aws["published"]()
+    cancelled = event(contract.ORDER_CANCELLED, "commande")
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        billing.handler(cancelled, LambdaContext())
+
+    billing.handler(cancelled, LambdaContext())  # Lambda's asynchronous retry
+    billing.handler(event(contract.ORDER_CANCELLED, "commande"), LambdaContext())
+
+    assert [e["detail-type"] for e in aws["published"]()] == [contract.INVOICE_CANCELLED]
