@@ -20,6 +20,7 @@ from conveyor.constructs.assets import LAMBDAS_DIR, handler_code
 from conveyor.constructs.bucket_to_queue import BucketToQueue
 from conveyor.constructs.buckets import access_logs_bucket, secure_bucket
 from conveyor.constructs.checkov import checkov_skip
+from conveyor.constructs.idempotency_table import IdempotencyTable
 from conveyor.constructs.queue_consumer import QueueConsumer
 from conveyor.constructs.rules import acknowledge
 from conveyor.lambdas.handler_kit.handler_kit import contract as kit
@@ -37,7 +38,8 @@ class ImagePipelineStack(Stack):
     """Uploads bucket → queue → resize Lambda → processed bucket, with a DLQ and its alarm.
 
     Attributes: ``uploads`` (BucketToQueue), ``processed_bucket``, ``consumer``
-    (QueueConsumer), ``operations`` (alarms, monitoring, remediation).
+    (QueueConsumer), ``dead_letter_ledger`` (IdempotencyTable: the function's dead-letter
+    ledger), ``operations`` (alarms, monitoring, remediation).
     """
 
     def __init__(
@@ -77,6 +79,11 @@ class ImagePipelineStack(Stack):
             "Thumbnails are derived data: each is regenerated from its upload, which the "
             "versioned uploads bucket keeps; versions here would only add storage cost.",
         )
+        # The dead-letter ledger: one DLQ copy per malformed message, even when its delete is
+        # lost (handler_kit.dead_letter.DeadLetterLedger; Powertools' idempotency layout).
+        self.dead_letter_ledger = IdempotencyTable(
+            self, "DeadLetterLedger", removal_policy=removal_policy
+        )
         self.consumer = QueueConsumer(
             self,
             "Resize",
@@ -91,6 +98,7 @@ class ImagePipelineStack(Stack):
                 contract.OUTPUT_PREFIX: OUTPUT_PREFIX,
                 kit.POWERTOOLS_SERVICE_NAME: "image-resize",
                 kit.POWERTOOLS_METRICS_NAMESPACE: "Conveyor/ImagePipeline",
+                **self.dead_letter_ledger.environment,
             },
             allow_direct_dead_lettering=True,
             removal_policy=removal_policy,
@@ -105,6 +113,7 @@ class ImagePipelineStack(Stack):
             auto_delete_objects=destroy,
         )
         _grant_least_privilege(self.consumer.function, self.uploads.bucket, self.processed_bucket)
+        self.dead_letter_ledger.grant(self.consumer.function)
         _acknowledge_bucket_grants(self, self)
         if destroy:
             _acknowledge_auto_delete_provider(self)

@@ -69,6 +69,37 @@ def test_resize_function_gets_its_configuration_from_the_settings(template, stac
     )
 
 
+def test_resize_function_records_its_dead_letter_copies_in_a_ledger_table(template, stack):
+    """One DLQ copy per malformed message (issue 17): the function gets a table with the
+    Powertools idempotency layout, its name as IDEMPOTENCY_TABLE, and may read and write it."""
+    table = lid(stack, stack.dead_letter_ledger.table)
+    template.has_resource_properties(
+        "AWS::DynamoDB::GlobalTable",
+        {
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "TimeToLiveSpecification": {"AttributeName": "expiration", "Enabled": True},
+        },
+    )
+    template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {
+            "Handler": "image_resize.handler.handler",
+            "Environment": {"Variables": {"IDEMPOTENCY_TABLE": {"Ref": table}}},
+        },
+    )
+    actions = {
+        action
+        for statement in statements(template, stack)
+        if any(table in str(resource) for resource in _as_list(statement["Resource"]))
+        for action in _as_list(statement["Action"])
+    }
+    assert {"dynamodb:GetItem", "dynamodb:PutItem"} <= actions
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 def test_queue_visibility_is_six_times_the_resize_timeout(template, stack):
     queue = template.to_json()["Resources"][lid(stack, stack.consumer.queue)]
     assert queue["Properties"]["VisibilityTimeout"] == 360

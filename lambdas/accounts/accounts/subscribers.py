@@ -5,9 +5,14 @@ model (the projection), a **notification** service that texts the customer, and 
 service that records the event. Neither knows the command side: they read the event the
 outbox published, exactly as stored.
 
-- ``notification_handler``: an SMS per event through the notifications topic, once per event
-  (Powertools idempotency keyed by the stored event's ``eventId`` and the service, so an
-  outbox retry or an EventBridge redelivery sends nothing twice);
+- ``notification_handler``: an SMS per event through the notifications topic (Powertools
+  idempotency keyed by the stored event's ``eventId`` and the service, completion write
+  retried by the kit: an outbox retry or an EventBridge redelivery normally sends nothing
+  twice). **At-least-once**, not once: a standard SNS ``Publish`` cannot be deduplicated, so
+  if the completion write still fails after its retries (or the function dies between the
+  publish and it), the retried event publishes again once the in-progress record expires.
+  Each message carries the stored event's id as the ``eventId`` message attribute (the same
+  on every copy): subscribers must dedupe by it;
 - ``audit_handler``: one item per event in the audit table (a conditional put: a redelivery
   is a counted duplicate).
 
@@ -97,6 +102,8 @@ def _send(event: dict[str, Any]) -> dict[str, Any]:
         MessageAttributes={
             "eventType": {"DataType": "String", "StringValue": stored.type},
             "accountId": {"DataType": "String", "StringValue": stored.aggregate_id},
+            # The same on every copy of this event's SMS: what subscribers dedupe by.
+            "eventId": {"DataType": "String", "StringValue": stored.event_id},
             **({"phone": {"DataType": "String", "StringValue": phone}} if phone else {}),
         },
     )

@@ -1,7 +1,10 @@
 """Service Facturation: reacts to CommandeCréée — issues the invoice (total of the lines),
 publishes FactureCréée; reacts to CommandeAnnulée — voids the invoice, publishes
 FactureAnnulée. Each write is conditional (one invoice per order; only an issued invoice is
-voided), so a redelivered event changes nothing.
+voided), so a redelivered event writes nothing twice; a second run of CommandeCréée whose
+invoice is already issued publishes FactureCréée again with the same ``eventId``, and a second
+run of the CommandeAnnulée that voided it (``voidedBy``) publishes FactureAnnulée again
+(publishing is at-least-once, see ``service``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ def total_of(lines: Any) -> int:
     return total
 
 
+# The invoice item's attribute naming the CommandeAnnulée event that voided it.
+VOIDED_BY = "voidedBy"
+
+
 def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
     total = total_of(message.body.get(contract.LINES))
     customer = str(message.body.get(contract.CUSTOMER_ID, ""))
@@ -62,9 +69,15 @@ def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("Invoice already issued for this order: nothing new to publish")
-        return []
-    logger.info("Invoice issued", extra={"invoice_id": invoice_id, "total": total})
+        # A second run (the publish or the completion write failed after the write): the
+        # same event again, same eventId, so a lost FactureCréée is published and a consumer
+        # that already has it dedupes it. Not once the invoice was voided.
+        if _status(settings, message.order_id) != ISSUED:
+            logger.info("Invoice already issued and voided for this order: nothing to publish")
+            return []
+        logger.info("Invoice already issued for this order: its event is published again")
+    else:
+        logger.info("Invoice issued", extra={"invoice_id": invoice_id, "total": total})
     return [
         Outgoing(
             contract.INVOICE_CREATED,
@@ -77,22 +90,54 @@ def invoice(message: Message, settings: BillingSettings) -> list[Outgoing]:
     ]
 
 
+def _invoice(settings: BillingSettings, order_id: str) -> dict[str, Any]:
+    item: dict[str, Any] = (
+        _dynamodb_client()
+        .get_item(
+            TableName=settings.table,
+            Key={contract.ORDER_ID: {"S": order_id}},
+            ConsistentRead=True,
+        )
+        .get("Item", {})
+    )
+    return item
+
+
+def _status(settings: BillingSettings, order_id: str) -> str | None:
+    value = _invoice(settings, order_id).get(contract.STATUS, {}).get("S")
+    return str(value) if value is not None else None
+
+
+def _voided_by(settings: BillingSettings, order_id: str) -> str | None:
+    value = _invoice(settings, order_id).get(VOIDED_BY, {}).get("S")
+    return str(value) if value is not None else None
+
+
 def void(message: Message, settings: BillingSettings) -> list[Outgoing]:
     try:
         _dynamodb_client().update_item(
             TableName=settings.table,
             Key={contract.ORDER_ID: {"S": message.order_id}},
-            UpdateExpression="SET #s = :void",
+            UpdateExpression="SET #s = :void, #by = :event",
             ConditionExpression="#s = :issued",
-            ExpressionAttributeNames={"#s": contract.STATUS},
-            ExpressionAttributeValues={":void": {"S": VOID}, ":issued": {"S": ISSUED}},
+            ExpressionAttributeNames={"#s": contract.STATUS, "#by": VOIDED_BY},
+            ExpressionAttributeValues={
+                ":void": {"S": VOID},
+                ":issued": {"S": ISSUED},
+                ":event": {"S": message.event_id},
+            },
         )
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("No issued invoice for this order: nothing to void")
-        return []
-    logger.info("Invoice voided: the order was cancelled")
+        if _voided_by(settings, message.order_id) != message.event_id:
+            logger.info("No issued invoice for this order: nothing to void")
+            return []
+        # This very event voided it and the reaction runs again: FactureAnnulée again, same
+        # eventId, never lost.
+        logger.info("Invoice already voided by this event: its event is published again")
+    else:
+        logger.info("Invoice voided: the order was cancelled")
     return [
         Outgoing(
             contract.INVOICE_CANCELLED,

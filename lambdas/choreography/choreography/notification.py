@@ -1,6 +1,7 @@
 """Service Notification: reacts to FactureCréée or StockMisAJour (and CommandeAnnulée) —
 notifies the customer (one item per incoming event in the notifications table, the
-customer's inbox, written once) and publishes ClientNotifié.
+customer's inbox, written once, keyed by the incoming ``eventId``) and publishes ClientNotifié
+(at-least-once with a deterministic ``eventId``, see ``service``).
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def notify(message: Message, settings: NotificationSettings) -> list[Outgoing]:
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("Customer already notified of this event")
-        return []
-    logger.info("Customer notified", extra={"about": message.type})
+        # A second run: the inbox item is written once; ClientNotifié again, same eventId.
+        logger.info("Customer already notified of this event: its event is published again")
+    else:
+        logger.info("Customer notified", extra={"about": message.type})
     return [
         Outgoing(
             contract.CUSTOMER_NOTIFIED,

@@ -3,9 +3,11 @@ StockIndisponible (publishes CommandeAnnulée).
 
 ``PlaceOrder`` is a command invoked directly (``{"command": "PlaceOrder", "customerId",
 "lines": [{"sku", "quantity", "unitPrice"}], "orderId"?, "correlationId"?}``): the order is
-stored (conditional put: placing the same ``orderId`` twice publishes nothing the second
-time), and a new correlation id — created here, with the order, unless the caller passes one
-— starts the flow. Answer: ``{"orderId", "correlationId", "status"}``.
+stored (conditional put: placing the same ``orderId`` twice stores it once; the second time
+CommandeCréée is published again with the stored correlation id and the same ``eventId``,
+so a publish that failed after the write is not lost and consumers dedupe it), and a new
+correlation id — created here, with the order, unless the caller passes one — starts the
+flow. Answer: ``{"orderId", "correlationId", "status"}``.
 """
 
 from __future__ import annotations
@@ -83,8 +85,37 @@ def place_order(command: dict[str, Any], settings: OrdersSettings) -> dict[str, 
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("Order already placed: nothing published again")
-        return {"orderId": order_id, "status": "DUPLICATE"}
+        # The command again (e.g. its publish failed after the write): CommandeCréée is
+        # published again with the same eventId (derived from the order id), never lost.
+        logger.info("Order already placed: its event is published again")
+        stored = (
+            _dynamodb_client()
+            .get_item(
+                TableName=settings.table,
+                Key={contract.ORDER_ID: {"S": order_id}},
+                ConsistentRead=True,
+            )
+            .get("Item", {})
+        )
+        correlation_id = stored.get(contract.CORRELATION_ID, {}).get("S", correlation_id)
+        logger.set_correlation_id(correlation_id)
+        service.publish(
+            settings,
+            [
+                Outgoing(
+                    contract.ORDER_CREATED,
+                    {contract.CUSTOMER_ID: customer, contract.LINES: lines},
+                )
+            ],
+            order_id=order_id,
+            correlation_id=correlation_id,
+            causation_id=None,
+        )
+        return {
+            contract.ORDER_ID: order_id,
+            contract.CORRELATION_ID: correlation_id,
+            "status": "DUPLICATE",
+        }
     logger.info("Order placed")
     service.publish(
         settings,
@@ -105,28 +136,44 @@ def place_order(command: dict[str, Any], settings: OrdersSettings) -> dict[str, 
     }
 
 
+# The order item's attribute naming the StockIndisponible event that cancelled it.
+CANCELLED_BY = "cancelledBy"
+
+
 def cancel(message: Message, settings: OrdersSettings) -> list[Outgoing]:
-    """StockIndisponible → the order is cancelled (once: only a CREATED order moves)."""
+    """StockIndisponible → the order is cancelled (once: only a CREATED order moves; the
+    event that moved it is recorded as ``cancelledBy``, and a second run of that same event
+    publishes CommandeAnnulée again with the same ``eventId``)."""
     try:
         _dynamodb_client().update_item(
             TableName=settings.table,
             Key={contract.ORDER_ID: {"S": message.order_id}},
-            UpdateExpression="SET #s = :cancelled, #r = :reason",
+            UpdateExpression="SET #s = :cancelled, #r = :reason, #by = :event",
             ConditionExpression="#s = :created",
-            ExpressionAttributeNames={"#s": contract.STATUS, "#r": contract.REASON},
+            ExpressionAttributeNames={
+                "#s": contract.STATUS,
+                "#r": contract.REASON,
+                "#by": CANCELLED_BY,
+            },
             ExpressionAttributeValues={
                 ":cancelled": {"S": contract.ORDER_CANCELLED_STATUS},
                 ":created": {"S": contract.ORDER_CREATED_STATUS},
                 ":reason": {"S": contract.STOCK_UNAVAILABLE},
+                ":event": {"S": message.event_id},
             },
             ReturnValues="ALL_NEW",
         )
     except ClientError as exc:
         if not is_conditional_check_failed(exc):
             raise
-        logger.info("Order not in CREATED (unknown or already cancelled): nothing to cancel")
-        return []
-    logger.info("Order cancelled: stock unavailable")
+        if not _cancelled_by(settings, message):
+            logger.info("Order not in CREATED (unknown or already cancelled): nothing to cancel")
+            return []
+        # This very event cancelled it and the reaction runs again (its publish or its
+        # completion write failed): CommandeAnnulée again, same eventId, never lost.
+        logger.info("Order already cancelled by this event: its event is published again")
+    else:
+        logger.info("Order cancelled: stock unavailable")
     return [
         Outgoing(
             contract.ORDER_CANCELLED,
@@ -136,6 +183,19 @@ def cancel(message: Message, settings: OrdersSettings) -> list[Outgoing]:
             },
         )
     ]
+
+
+def _cancelled_by(settings: OrdersSettings, message: Message) -> bool:
+    item = (
+        _dynamodb_client()
+        .get_item(
+            TableName=settings.table,
+            Key={contract.ORDER_ID: {"S": message.order_id}},
+            ConsistentRead=True,
+        )
+        .get("Item", {})
+    )
+    return bool(item.get(CANCELLED_BY, {}).get("S") == message.event_id)
 
 
 service: Service[OrdersSettings] = Service(

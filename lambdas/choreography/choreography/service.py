@@ -13,7 +13,16 @@ skeleton:
   key ``<service>#<hash of eventId>``): a duplicate delivery is logged, counted
   (``DuplicatesSkipped``) and changes nothing;
 - publishes the reaction's events with the same correlation id and the incoming event's id
-  as their causation id.
+  as their causation id, and a deterministic ``eventId`` (:func:`event_id`: the service, the
+  incoming event's id, the type and the position).
+
+Delivery: the services' own writes are conditional (written once per order or per incoming
+event), but publishing is **at-least-once**: EventBridge ``PutEvents`` cannot be deduplicated.
+A reaction runs a second time when its idempotency record's completion write failed after the
+kit's retries (the record expires, the retried event runs again) or when the publish itself
+failed after the write; that second run finds its write already done and publishes the same
+events again, with the same ``eventId`` (never a lost event, never a new id). Consumers must
+dedupe by ``eventId``, as every service here does.
 
 An envelope that is not valid is logged, counted (``MalformedMessages``) and raised (on to the
 on-failure queue after Lambda's retries); an event type the service has no reaction for is
@@ -101,12 +110,31 @@ class Outgoing:
     fields: Mapping[str, Any]
 
 
+# Namespace of the published events' ids (uuid5): any fixed UUID works, it must never change.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1b8a52-3c1e-5d2a-9b7e-2f4c8d0e1a37")
+
+
+def event_id(source: str, cause: str, event_type: str, index: int) -> str:
+    """The id of the ``index``-th event of type ``event_type`` that ``source`` publishes for
+    ``cause`` (the incoming event's id, or the order id for a command): a second run of the
+    same reaction (the idempotency record expired after a lost completion write, a retried
+    publish) publishes the same ids, so a consumer that dedupes by ``eventId`` (every service
+    here: Powertools idempotency, and Notification's inbox item) applies it once."""
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}|{cause}|{event_type}|{index}"))
+
+
 def envelope(
-    outgoing: Outgoing, *, order_id: str, correlation_id: str, causation_id: str | None
+    outgoing: Outgoing,
+    *,
+    order_id: str,
+    correlation_id: str,
+    causation_id: str | None,
+    source: str = "",
+    index: int = 0,
 ) -> dict[str, Any]:
     return {
         **dict(outgoing.fields),
-        contract.EVENT_ID: str(uuid.uuid4()),
+        contract.EVENT_ID: event_id(source, causation_id or order_id, outgoing.type, index),
         contract.TYPE: outgoing.type,
         contract.SCHEMA: contract.SCHEMA_VERSION,
         contract.CORRELATION_ID: correlation_id,
@@ -145,8 +173,15 @@ class Service(Generic[S]):
         if not events:
             return []
         details = [
-            envelope(e, order_id=order_id, correlation_id=correlation_id, causation_id=causation_id)
-            for e in events
+            envelope(
+                e,
+                order_id=order_id,
+                correlation_id=correlation_id,
+                causation_id=causation_id,
+                source=self.source,
+                index=index,
+            )
+            for index, e in enumerate(events)
         ]
         response = _events_client().put_events(
             Entries=[

@@ -3,8 +3,9 @@ StockMisAJour; if a line cannot be reserved, publishes StockIndisponible with wh
 
 The reservation is one DynamoDB transaction: a reservation item for the order (written once:
 ``attribute_not_exists``) and, per line, ``available = available - quantity`` on the
-condition ``available >= quantity``. A retried event whose reservation already exists
-publishes nothing new (the idempotency record normally catches it first).
+condition ``available >= quantity``. A retried event whose reservation already exists reserves
+nothing again and publishes the same StockMisAJour again, with the same ``eventId`` (the
+idempotency record normally catches it first; publishing is at-least-once, see ``service``).
 """
 
 from __future__ import annotations
@@ -93,8 +94,15 @@ def reserve(message: Message, settings: StockSettings) -> list[Outgoing]:
             Key={contract.ORDER_ID: {"S": message.order_id}},
             ConsistentRead=True,
         ):
-            logger.info("Stock already reserved for this order: nothing new to publish")
-            return []
+            # A second run (the publish or the completion write failed after the
+            # transaction): the same StockMisAJour again, same eventId; nothing reserved twice.
+            logger.info("Stock already reserved for this order: its event is published again")
+            return [
+                Outgoing(
+                    contract.STOCK_UPDATED,
+                    {contract.CUSTOMER_ID: customer, contract.LINES: lines},
+                )
+            ]
         missing = _missing(client, settings, lines)
         if not missing:
             raise  # cancelled for another reason (a concurrent update): retried

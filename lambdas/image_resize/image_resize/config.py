@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from handler_kit.contract import DEAD_LETTER_QUEUE_URL
+from handler_kit.contract import DEAD_LETTER_QUEUE_URL, IDEMPOTENCY_TABLE
 from handler_kit.settings import (
     ConfigError,
     bucket_name,
     is_integer,
+    optional_table,
     positive_int,
     queue_url,
     required,
@@ -40,6 +41,9 @@ class Settings:
     max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     # Where malformed SQS messages are sent directly; None: they fail and SQS redrives them.
     dead_letter_queue_url: str | None = None
+    # The DynamoDB table (Powertools idempotency layout) that records which messages were
+    # dead-lettered: one DLQ copy per source message. None: copies are at-least-once.
+    dead_letter_ledger_table: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -55,6 +59,7 @@ class Settings:
                 environ, contract.MAX_IMAGE_PIXELS, DEFAULT_MAX_IMAGE_PIXELS
             ),
             dead_letter_queue_url=queue_url(environ, DEAD_LETTER_QUEUE_URL),
+            dead_letter_ledger_table=optional_table(environ, IDEMPOTENCY_TABLE),
         )
 
 

@@ -5,10 +5,13 @@ Every SQS record's body is an S3 event notification. Each record ends in exactly
 * acknowledged after its work is done (thumbnails written), or
 * acknowledged as a counted drop (test event, ignored event, missing object, stale event,
   rejected image, recursion guard): retrying could never change the outcome, or
-* dead-lettered directly (malformed body and DEAD_LETTER_QUEUE_URL set): at least once — this
-  function has no table for ``handler_kit.dead_letter.DeadLetterLedger``, so a redelivery
-  after a lost delete adds a second copy (same ``SourceMessageId``); thumbnails themselves are
-  idempotent (deterministic keys, overwritten with the same bytes), or
+* dead-lettered directly (malformed body and DEAD_LETTER_QUEUE_URL set), once per source
+  message when IDEMPOTENCY_TABLE names the ledger table (``handler_kit.dead_letter.
+  DeadLetterLedger``: a redelivery after a lost delete, or after a timeout that followed the
+  copy, is acknowledged as ``DuplicatesSkipped`` without a second copy; what remains is the
+  kit's window between the send and the ledger write). Without that table the copy is
+  at-least-once (duplicates share ``SourceMessageId``). Thumbnails themselves are idempotent
+  (deterministic keys, overwritten with the same bytes), or
 * reported in ``batchItemFailures`` (transient or unexpected error, or a malformed body that
   could not be dead-lettered): SQS retries it and its redrive policy moves it to the DLQ
   after maxReceiveCount. If every record of the batch fails, the invocation raises instead
@@ -30,7 +33,7 @@ from aws_lambda_powertools.utilities.data_classes import S3Event
 from botocore.exceptions import ClientError
 from handler_kit.clients import lazy_client
 from handler_kit.consumer import SqsConsumer
-from handler_kit.dead_letter import DeadLetterQueue
+from handler_kit.dead_letter import DeadLetterLedger, DeadLetterQueue
 from handler_kit.failures import error_code, http_status, is_transient
 from handler_kit.messages import load_json_object
 from handler_kit.metrics import count, new_metrics
@@ -92,7 +95,15 @@ _settings = cached_settings(Settings)
 
 _s3_client = lazy_client("s3")
 _sqs_client = lazy_client("sqs")
-_dead_letter_queue = DeadLetterQueue(logger, metrics, _sqs_client, label="Malformed message")
+_dynamodb_client = lazy_client("dynamodb")
+# One DLQ copy per source message when the stack gives the function its ledger table.
+_dead_letter_queue = DeadLetterQueue(
+    logger,
+    metrics,
+    _sqs_client,
+    label="Malformed message",
+    ledger=DeadLetterLedger(_dynamodb_client, lambda: _settings().dead_letter_ledger_table),
+)
 
 
 # ---------------------------------------------------------------------------------------------

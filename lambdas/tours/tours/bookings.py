@@ -6,6 +6,10 @@ DynamoDB, expiring after 24 h (the course's Redis ``processed:<bookingId>`` with
 86400``). A redelivered message or a duplicate booking sends nothing twice
 (``DuplicatesSkipped``). The "sent" notification is an item of the notifications table
 (``sends`` counts them, ``history`` lists the event types in the order they were handled).
+The update is also conditional on the event type not being in the item's ``notified`` set:
+if the idempotency record's completion write fails after the kit's retries and the message is
+redelivered once it expired, the second run sends nothing (``DuplicatesSkipped``) — the
+notification is sent once per (event type, booking id) even then.
 """
 
 from __future__ import annotations
@@ -53,6 +57,11 @@ if TYPE_CHECKING:
 
 class MalformedBooking(ValueError):
     """A booking event the Notification service cannot use (retrying will not help)."""
+
+
+# The item attribute (string set) of the event types already notified for a booking.
+NOTIFIED_EVENT_TYPES = "notified"
+DUPLICATES_SKIPPED_AT_DESTINATION = "DuplicatesSkipped"
 
 
 class UnknownEventType(MalformedBooking):
@@ -219,29 +228,46 @@ class Notifier:
         assert self._current is not None
         booking, correlation_id = self._current
         text = notification_text(booking)
-        self.dynamodb.update_item(
-            TableName=self.settings.notifications_table,
-            Key={NOTIFICATIONS_KEY: {"S": booking.booking_id}},
-            UpdateExpression=(
-                "ADD #sends :one SET #history = list_append(if_not_exists(#history, :empty), "
-                ":event), #message = :message, #correlation = :correlation"
-            ),
-            ExpressionAttributeNames={
-                "#sends": SENDS,
-                "#history": HISTORY,
-                "#message": MESSAGE,
-                "#correlation": LAST_CORRELATION_ID,
-            },
-            ExpressionAttributeValues={
-                ":one": {"N": "1"},
-                ":empty": {"L": []},
-                ":event": {"L": [{"S": booking.event_type}]},
-                ":message": {"S": text},
-                ":correlation": {"S": correlation_id},
-            },
-        )
+        result = {"bookingId": booking.booking_id, "eventType": booking.event_type}
+        try:
+            # Keyed by (booking, event type) at the destination too: a second run of this
+            # work (its idempotency record expired after a lost completion write) finds the
+            # event type in ``notified`` and sends nothing again.
+            self.dynamodb.update_item(
+                TableName=self.settings.notifications_table,
+                Key={NOTIFICATIONS_KEY: {"S": booking.booking_id}},
+                UpdateExpression=(
+                    "ADD #sends :one, #notified :types "
+                    "SET #history = list_append(if_not_exists(#history, :empty), "
+                    ":event), #message = :message, #correlation = :correlation"
+                ),
+                ConditionExpression="NOT contains(#notified, :type)",
+                ExpressionAttributeNames={
+                    "#sends": SENDS,
+                    "#notified": NOTIFIED_EVENT_TYPES,
+                    "#history": HISTORY,
+                    "#message": MESSAGE,
+                    "#correlation": LAST_CORRELATION_ID,
+                },
+                ExpressionAttributeValues={
+                    ":one": {"N": "1"},
+                    ":types": {"SS": [booking.event_type]},
+                    ":type": {"S": booking.event_type},
+                    ":empty": {"L": []},
+                    ":event": {"L": [{"S": booking.event_type}]},
+                    ":message": {"S": text},
+                    ":correlation": {"S": correlation_id},
+                },
+            )
+        except self.dynamodb.exceptions.ConditionalCheckFailedException:
+            count(self.metrics, DUPLICATES_SKIPPED_AT_DESTINATION)
+            self.logger.info(
+                "Already notified of this event type for this booking: nothing sent again",
+                extra={"booking_id": booking.booking_id, "event_type": booking.event_type},
+            )
+            return result
         count(self.metrics, NOTIFICATIONS_SENT)
         self.logger.info(
             text, extra={"booking_id": booking.booking_id, "event_type": booking.event_type}
         )
-        return {"bookingId": booking.booking_id, "eventType": booking.event_type}
+        return result

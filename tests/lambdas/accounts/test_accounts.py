@@ -264,3 +264,26 @@ def test_snapshots_need_their_table(monkeypatch):
     monkeypatch.setenv("SNAPSHOT_EVERY", "20")
     with pytest.raises(ConfigError, match="SNAPSHOT_EVERY needs SNAPSHOT_TABLE"):
         CommandSettings.from_env(dict(__import__("os").environ))
+
+
+def test_every_copy_of_a_notification_carries_the_stored_event_id(aws):
+    """SNS Publish is at-least-once here (a standard topic cannot deduplicate): each copy
+    carries the stored event's id, which subscribers dedupe by."""
+    event = published("a-1", 3, "RetraitEffectué", amount=30)
+    sent: list[dict[str, Any]] = []
+
+    def capture(params: dict[str, Any], **_: Any) -> None:
+        sent.append(params)
+
+    client = subscribers._sns_client()
+    client.meta.events.register("provide-client-params.sns.Publish", capture)
+    try:
+        subscribers.notification_handler(event, LambdaContext())
+    finally:
+        client.meta.events.unregister("provide-client-params.sns.Publish", capture)
+
+    (params,) = sent
+    assert params["MessageAttributes"]["eventId"] == {
+        "DataType": "String",
+        "StringValue": event["detail"]["eventId"],
+    }

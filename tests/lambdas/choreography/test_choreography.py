@@ -4,6 +4,7 @@ each service's reaction and published events."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -11,6 +12,10 @@ from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyPersistenceLayerError,
+)
+from botocore.exceptions import ClientError
 
 from tests.support.aws import REGION, mocked_aws
 from tests.support.lambda_context import LambdaContext
@@ -18,6 +23,7 @@ from tests.support.lambda_context import LambdaContext
 # isort: split
 from choreography import billing, contract, notification, orders, service, stock
 from choreography.config import ConfigError, StockSettings
+from handler_kit import idempotency as kit_idempotency
 
 TABLES = {
     "ORDERS_TABLE": ("orders", "orderId"),
@@ -272,3 +278,153 @@ def test_a_missing_variable_is_a_config_error_naming_it(monkeypatch):
     monkeypatch.delenv("RESERVATIONS_TABLE")
     with pytest.raises(ConfigError, match="RESERVATIONS_TABLE is required"):
         StockSettings.from_env(dict(__import__("os").environ))
+
+
+# ---------------------------------------------------------------------------------------------
+# A second run of a reaction (issue 17): same writes, same published event ids
+
+
+@contextlib.contextmanager
+def failing_calls(client: Any, operation: str, code: str, times: int) -> Iterator[list[str]]:
+    """Fault injection through botocore's event hooks on the handler's own client: the first
+    ``times`` calls of ``operation`` fail with ``code`` before they are sent."""
+    failed: list[str] = []
+
+    def hook(**_: Any) -> None:
+        if len(failed) < times:
+            failed.append(operation)
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+    event_name = f"before-call.{client.meta.service_model.service_name}.{operation}"
+    client.meta.events.register(event_name, hook)
+    try:
+        yield failed
+    finally:
+        client.meta.events.unregister(event_name, hook)
+
+
+def expire_idempotency_records(dynamodb: Any) -> None:
+    """What the in-progress record's expiry does on AWS (with the invocation's timeout)."""
+    for item in dynamodb.scan(TableName="idempotency")["Items"]:
+        dynamodb.delete_item(TableName="idempotency", Key={"id": item["id"]})
+
+
+@pytest.fixture
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(kit_idempotency.random, "uniform", lambda low, high: 0.0)
+
+
+def test_billing_rerun_after_a_lost_completion_write_notifies_the_customer_once(
+    aws, no_backoff
+) -> None:
+    """The completion write fails on every attempt: the event fails, its record expires,
+    Lambda's retry runs the reaction again. The invoice is written once and the second
+    FactureCréée carries the same eventId, so Notification writes one inbox item."""
+    incoming = created()
+    with (
+        failing_calls(
+            service._dynamodb_client(),
+            "UpdateItem",
+            "ThrottlingException",
+            times=kit_idempotency.COMPLETION_WRITE_ATTEMPTS,
+        ) as failed,
+        pytest.raises(IdempotencyPersistenceLayerError, match="ThrottlingException"),
+    ):
+        billing.handler(incoming, LambdaContext())
+    assert len(failed) == kit_idempotency.COMPLETION_WRITE_ATTEMPTS
+    expire_idempotency_records(aws["dynamodb"])
+
+    billing.handler(incoming, LambdaContext())  # Lambda's asynchronous retry
+
+    published = aws["published"]()
+    assert [e["detail-type"] for e in published] == [contract.INVOICE_CREATED] * 2
+    assert len({e["detail"]["eventId"] for e in published}) == 1
+    assert len(aws["dynamodb"].scan(TableName="invoices")["Items"]) == 1
+    for delivered in published:  # EventBridge delivers both copies to Notification
+        notification.handler(delivered, LambdaContext())
+    assert len(aws["dynamodb"].scan(TableName="notifications")["Items"]) == 1
+
+
+def test_a_publish_that_failed_after_the_write_is_published_on_the_retry(aws, no_backoff) -> None:
+    """PutEvents throttled after the reservation was written: the retry reserves nothing again
+    (5 - 2 = 3 left) and publishes StockMisAJour, instead of losing it."""
+    incoming = created(quantity=2)
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        stock.handler(incoming, LambdaContext())
+    assert aws["published"]() == []
+
+    stock.handler(incoming, LambdaContext())  # Lambda's asynchronous retry
+
+    assert [e["detail-type"] for e in aws["published"]()] == [contract.STOCK_UPDATED]
+    item = aws["dynamodb"].get_item(TableName="inventory", Key={"sku": {"S": "SKU-A"}})["Item"]
+    assert item["available"] == {"N": "3"}
+
+
+def test_placing_an_order_again_after_a_failed_publish_publishes_it_with_the_same_id(aws) -> None:
+    command = {
+        "command": "PlaceOrder",
+        "orderId": "o-7",
+        "customerId": "c-1",
+        "lines": [{"sku": "SKU-A", "quantity": 1, "unitPrice": 100}],
+    }
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        orders.handler(dict(command), LambdaContext())
+    stored = aws["dynamodb"].get_item(TableName="orders", Key={"orderId": {"S": "o-7"}})["Item"]
+
+    answer = orders.handler(dict(command), LambdaContext())  # the caller retries
+    orders.handler(dict(command), LambdaContext())  # and once more
+
+    published = aws["published"]()
+    assert [e["detail-type"] for e in published] == [contract.ORDER_CREATED] * 2
+    assert len({e["detail"]["eventId"] for e in published}) == 1
+    assert {e["detail"]["correlationId"] for e in published} == {stored["correlationId"]["S"]}
+    assert answer["status"] == "DUPLICATE"
+
+
+def test_a_cancellation_whose_publish_failed_is_published_on_the_retry_only(aws) -> None:
+    """PutEvents throttled after the order moved to CANCELLED: the retry of the same
+    StockIndisponible publishes CommandeAnnulée (not lost); another StockIndisponible for the
+    same order publishes nothing."""
+    orders.handler(
+        {
+            "command": "PlaceOrder",
+            "orderId": "o-1",
+            "customerId": "c-1",
+            "lines": [{"sku": "SKU-A", "quantity": 9, "unitPrice": 1}],
+        },
+        LambdaContext(),
+    )
+    aws["published"]()
+    unavailable = event(contract.STOCK_UNAVAILABLE, "stock", missing=[])
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        orders.handler(unavailable, LambdaContext())
+
+    orders.handler(unavailable, LambdaContext())  # Lambda's asynchronous retry
+    orders.handler(event(contract.STOCK_UNAVAILABLE, "stock", missing=[]), LambdaContext())
+
+    assert [e["detail-type"] for e in aws["published"]()] == [contract.ORDER_CANCELLED]
+
+
+def test_a_void_whose_publish_failed_is_published_on_the_retry_only(aws) -> None:
+    billing.handler(created(), LambdaContext())
+    aws["published"]()
+    cancelled = event(contract.ORDER_CANCELLED, "commande")
+    with (
+        failing_calls(service._events_client(), "PutEvents", "ThrottlingException", times=1),
+        pytest.raises(ClientError, match="ThrottlingException"),
+    ):
+        billing.handler(cancelled, LambdaContext())
+
+    billing.handler(cancelled, LambdaContext())  # Lambda's asynchronous retry
+    billing.handler(event(contract.ORDER_CANCELLED, "commande"), LambdaContext())
+
+    assert [e["detail-type"] for e in aws["published"]()] == [contract.INVOICE_CANCELLED]

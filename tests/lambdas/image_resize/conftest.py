@@ -66,6 +66,7 @@ def reset_handler_state() -> Iterator[None]:
         handler_module._settings.cache_clear()
         handler_module._s3_client.cache_clear()
         handler_module._sqs_client.cache_clear()
+        handler_module._dynamodb_client.cache_clear()
         handler_module.metrics.clear_metrics()
 
     reset()

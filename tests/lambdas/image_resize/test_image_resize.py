@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.exceptions import ClientError, EndpointConnectionError
@@ -34,6 +35,9 @@ from image_resize_support import (
     s3_record,
 )
 from PIL import Image, ImageCms
+
+from tests.support.aws import REGION
+from tests.support.idempotency import IDEMPOTENCY_TABLE, create_idempotency_table
 
 VALID_ENV = {"DESTINATION_BUCKET": "conveyor-thumbnails", "THUMBNAIL_SIZES": "128,512"}
 
@@ -625,6 +629,35 @@ def test_malformed_json_body_is_dead_lettered_with_its_reason_and_acknowledged(
     assert attributes["ErrorReason"]["StringValue"].startswith("body is not JSON")
     assert attributes["SourceMessageId"]["StringValue"] == "msg-1"
     assert emitted_metrics() == {"MessagesDeadLettered": 1}
+
+
+def test_a_malformed_body_redelivered_after_a_lost_delete_is_dead_lettered_once(
+    aws, make_sqs_event, invoke, monkeypatch, emitted_metrics
+) -> None:
+    """With its ledger table (IDEMPOTENCY_TABLE, set by the stack), the redelivery of a
+    dead-lettered message (its delete was lost) is acknowledged without a second copy."""
+    create_idempotency_table(boto3.client("dynamodb", region_name=REGION))
+    monkeypatch.setenv("IDEMPOTENCY_TABLE", IDEMPOTENCY_TABLE)
+
+    assert invoke(make_sqs_event("{not json")) == {"batchItemFailures": []}
+    assert invoke(make_sqs_event("{not json")) == {"batchItemFailures": []}  # redelivered msg-1
+
+    [copy] = aws.dead_letters()
+    assert copy["MessageAttributes"]["SourceMessageId"]["StringValue"] == "msg-1"
+    assert emitted_metrics() == {"MessagesDeadLettered": 1, "DuplicatesSkipped": 1}
+
+
+def test_without_a_ledger_table_a_redelivered_malformed_body_is_copied_again(
+    aws, make_sqs_event, invoke
+) -> None:
+    """No IDEMPOTENCY_TABLE (documented at-least-once): a lost delete means a second DLQ
+    copy, recognisable by the source message id it shares with the first."""
+    invoke(make_sqs_event("{not json"))
+    invoke(make_sqs_event("{not json"))  # SQS redelivers msg-1: its delete was lost
+
+    copies = aws.dead_letters()
+    assert len(copies) == 2
+    assert {m["MessageAttributes"]["SourceMessageId"]["StringValue"] for m in copies} == {"msg-1"}
 
 
 def test_malformed_body_without_dead_letter_queue_is_a_batch_item_failure(

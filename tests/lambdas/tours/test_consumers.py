@@ -13,6 +13,8 @@ import boto3
 import pytest
 import tours.kafka_consumer as kafka_consumer
 import tours.rabbit_consumer as rabbit_consumer
+from botocore.exceptions import ClientError
+from handler_kit import idempotency as kit_idempotency
 from moto import mock_aws
 from tours import contract
 
@@ -169,3 +171,41 @@ def test_an_unknown_routing_key_is_acknowledged_without_a_notification(tables, l
         rabbit_event(booking("r-2"), event_type="tour.reviewed"), lambda_context
     ) == {"processed": 1}
     assert sends(tables, "r-2") == 0
+
+
+def test_a_redelivery_after_a_lost_completion_write_sends_nothing_again(
+    tables, lambda_context, monkeypatch
+):
+    """Powertools' completion write fails on every attempt (the kit retries it): the record
+    fails and stays INPROGRESS until it expires; the redelivered record then runs the work
+    again, and the notification, keyed by (booking, event type) in its item, is not sent twice."""
+    monkeypatch.setattr(kit_idempotency.random, "uniform", lambda low, high: 0.0)
+    client = kafka_consumer._dynamodb()
+    calls: list[str] = []
+
+    def throttle(**_: Any) -> None:
+        # The notification's own UpdateItem goes first; the completion writes after it fail.
+        calls.append("UpdateItem")
+        if 1 < len(calls) <= 1 + kit_idempotency.COMPLETION_WRITE_ATTEMPTS:
+            raise ClientError(
+                {"Error": {"Code": "ThrottlingException", "Message": "injected"}}, "UpdateItem"
+            )
+
+    event = kafka_event(record(0, "k-9", booking("k-9")))
+    client.meta.events.register("before-call.dynamodb.UpdateItem", throttle)
+    try:
+        response = kafka_consumer.handler(event, lambda_context)
+    finally:
+        client.meta.events.unregister("before-call.dynamodb.UpdateItem", throttle)
+    failed = calls[1:]
+    assert len(failed) == kit_idempotency.COMPLETION_WRITE_ATTEMPTS
+    assert response["batchItemFailures"] == [
+        {"itemIdentifier": {"partition": "tour_events-0", "offset": 0}}
+    ]
+    assert sends(tables, "k-9") == 1
+    for item in tables.scan(TableName="idempotency")["Items"]:  # the record expires
+        tables.delete_item(TableName="idempotency", Key={"id": item["id"]})
+
+    assert kafka_consumer.handler(event, lambda_context)["batchItemFailures"] == []  # redelivery
+
+    assert sends(tables, "k-9") == 1
