@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from conveyor.sandbox.faults import POISON, Fault
 
@@ -121,7 +121,9 @@ def _drain(sqs: Any, url: str) -> list[dict[str, Any]]:
         found.extend(messages)
         sqs.delete_message_batch(
             QueueUrl=url,
-            Entries=[{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)],
+            Entries=[
+                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
+            ],
         )
 
 
@@ -178,7 +180,7 @@ class Topology:
     """A topology under faults: its cases, each a callable returning an :class:`Outcome`."""
 
     name = ""
-    not_applicable: dict[str, str] = {}
+    not_applicable: ClassVar[dict[str, str]] = {}
 
     def __init__(self, box: Sandbox) -> None:
         self.box = box
@@ -239,7 +241,7 @@ class OrderPipeline(Topology):
         orders: int,
         *,
         duplicate_every: int = 0,
-        poison: dict[str, str] | None = None,
+        poison: dict[str, Callable[[dict[str, Any]], str]] | None = None,
         out_of_order: bool = False,
         fault: Callable[[], Any] | None = None,
         chunk: int = 30,
@@ -259,8 +261,11 @@ class OrderPipeline(Topology):
                 plan.append((f"{order}/{event['event']}", json.dumps(event), customer))
                 if duplicate_every and len(plan) % duplicate_every == 0:
                     plan.append(plan[-1])  # the same event again, as a new message
-        for kind, body in (poison or {}).items():
-            plan.append((f"poison/{kind}", body, "c-poison"))
+        for n, (kind, make) in enumerate((poison or {}).items()):
+            # each poison input its own order: one that parses anyway is a new order, not a
+            # duplicate of another poison input
+            valid = self.events(f"{prefix}-poison{n}", "c-poison")[0]
+            plan.append((f"poison/{kind}", make(valid), "c-poison"))
         outcome.sent = len({key for key, _, _ in plan})
         with fault() if fault else _nothing() as fired:
             if fired is not None:
@@ -290,49 +295,73 @@ class OrderPipeline(Topology):
         for page in paginator.paginate(TableName=self.table, ConsistentRead=True):
             for item in page["Items"]:
                 order = item["orderId"]["S"]
-                if order.startswith(prefix) or order.startswith("poison-" + prefix):
+                if order.startswith(prefix):
                     versions[order] = int(item.get("version", {}).get("N", "1"))
         return versions
 
     def cases(self, scale: int, soak: int) -> Iterator[tuple[str, Callable[[], Outcome]]]:
         faults = self.box.runtime.faults
         fn = self.function.logical_id
-        valid = self.events("poison-x", "c-poison")[0]
         yield "baseline", lambda: self.run("baseline", scale)
         yield "duplicates", lambda: self.run("duplicates", scale, duplicate_every=2)
-        yield "lost deletes", lambda: self.run(
-            "lost deletes", scale, fault=lambda: faults.lose_deletes(self.queue, times=3)
+        yield (
+            "lost deletes",
+            lambda: self.run(
+                "lost deletes", scale, fault=lambda: faults.lose_deletes(self.queue, times=3)
+            ),
         )
-        yield "throttling", lambda: self.run(
+        yield (
             "throttling",
-            scale,
-            fault=lambda: _all(
-                faults.throttle("dynamodb", "PutItem", times=1, function=fn),
-                faults.throttle("dynamodb", "UpdateItem", times=1, function=fn),
+            lambda: self.run(
+                "throttling",
+                scale,
+                fault=lambda: _all(
+                    faults.throttle("dynamodb", "PutItem", times=1, function=fn),
+                    faults.throttle("dynamodb", "UpdateItem", times=1, function=fn),
+                ),
             ),
         )
-        yield "throttling (DLQ send)", lambda: self.run(
+        yield (
             "throttling (DLQ send)",
-            scale,
-            poison={"not JSON": "{not json"},
-            fault=lambda: faults.throttle("sqs", "SendMessage", times=1, function=fn),
-        )
-        yield "crash mid-batch", lambda: self.run(
-            "crash mid-batch",
-            scale,
-            fault=lambda: faults.crash_after(
-                fn, calls=2, operations={"PutItem", "UpdateItem"}, times=2
+            lambda: self.run(
+                "throttling (DLQ send)",
+                scale,
+                poison={"not JSON": POISON["not JSON"]},
+                fault=lambda: faults.throttle("sqs", "SendMessage", times=1, function=fn),
             ),
         )
-        yield "poison", lambda: self.run(
-            "poison", 1, poison={kind: make(valid) for kind, make in POISON.items()}
+        yield (
+            "crash mid-batch",
+            lambda: self.run(
+                "crash mid-batch",
+                scale,
+                fault=lambda: faults.crash_after(
+                    fn, calls=2, operations={"PutItem", "UpdateItem"}, times=2
+                ),
+            ),
+        )
+        yield "poison", lambda: self.run("poison", 1, poison=dict(POISON))
+        yield (
+            "lost deletes (poison)",
+            lambda: self.run(
+                "lost deletes (poison)",
+                0,
+                poison={"not JSON": POISON["not JSON"], "unknown type": POISON["unknown type"]},
+                fault=lambda: faults.lose_deletes(self.queue, times=2),
+            ),
         )
         yield "out-of-order FIFO", lambda: self.run("out-of-order FIFO", scale, out_of_order=True)
         if soak:
             orders = soak // 3
-            poison = {f"not JSON #{n}": f"{{not json {n}" for n in range(max(1, soak // 50))}
-            yield f"soak ({soak})", lambda: self.run(
-                f"soak ({soak})", orders, duplicate_every=20, poison=poison, chunk=60
+            poison: dict[str, Callable[[dict[str, Any]], str]] = {
+                f"not JSON #{n}": (lambda _valid, n=n: f"{{not json {n}")  # type: ignore[misc]
+                for n in range(max(1, soak // 50))
+            }
+            yield (
+                f"soak ({soak})",
+                lambda: self.run(
+                    f"soak ({soak})", orders, duplicate_every=20, poison=poison, chunk=60
+                ),
             )
 
 
@@ -341,7 +370,7 @@ class ImagePipeline(Topology):
     bucket (deterministic keys: a rewrite is the same object, not a second effect)."""
 
     name = "ImagePipeline"
-    not_applicable = {
+    not_applicable: ClassVar[dict[str, str]] = {
         "out-of-order FIFO": "standard queue: S3 notifications carry no order to keep",
     }
     _DROPS = ("TestEventsIgnored", "EventsIgnored", "ImagesRejected", "ObjectsMissing")
@@ -403,9 +432,7 @@ class ImagePipeline(Topology):
             self.box.runtime.pump()
         listed = self.s3.list_objects_v2(Bucket=self.processed).get("Contents", [])
         written = {o["Key"] for o in listed if prefix in o["Key"]}
-        expected_objects = {
-            f"thumbnails/{size}/{key}" for key in keys for size in self.sizes
-        }
+        expected_objects = {f"thumbnails/{size}/{key}" for key in keys for size in self.sizes}
         outcome.processed = sum(
             1 for key in keys if all(f"thumbnails/{s}/{key}" in written for s in self.sizes)
         )
@@ -428,50 +455,79 @@ class ImagePipeline(Topology):
         notification = json.dumps({"Records": [{"eventSource": "aws:s3"}]})
         yield "baseline", lambda: self.run("baseline", n, not_images=1)
         yield "duplicates", lambda: self.run("duplicates", n, duplicate=True)
-        yield "lost deletes", lambda: self.run(
-            "lost deletes", n, fault=lambda: faults.lose_deletes(self.queue, times=2)
-        )
-        yield "throttling", lambda: self.run(
-            "throttling",
-            n,
-            fault=lambda: _all(
-                faults.throttle("s3", "PutObject", times=1, function=fn),
-                faults.throttle("s3", "GetObject", times=1, function=fn),
+        yield (
+            "lost deletes",
+            lambda: self.run(
+                "lost deletes", n, fault=lambda: faults.lose_deletes(self.queue, times=2)
             ),
         )
-        yield "crash mid-batch", lambda: self.run(
-            "crash mid-batch",
-            n,
-            fault=lambda: faults.crash_after(fn, calls=1, operations={"PutObject"}),
+        yield (
+            "lost deletes (poison)",
+            lambda: self.run(
+                "lost deletes (poison)",
+                0,
+                poison={"not JSON": "{not json"},
+                fault=lambda: faults.lose_deletes(self.queue, times=1),
+            ),
         )
-        yield "poison", lambda: self.run(
-            "poison",
-            0,
-            poison={
-                "s3:TestEvent": json.dumps({"Event": "s3:TestEvent", "Bucket": self.uploads}),
-                "not JSON": "{not json",
-                "wrong schema": notification,
-                "unknown bucket": json.dumps(
-                    {
-                        "Records": [
-                            {
-                                "eventSource": "aws:s3",
-                                "eventName": "ObjectCreated:Put",
-                                "s3": {
-                                    "bucket": {"name": "no-such-bucket"},
-                                    "object": {"key": "x.jpg", "size": 1},
-                                },
-                            }
-                        ]
-                    }
+        yield (
+            "throttling",
+            lambda: self.run(
+                "throttling",
+                n,
+                fault=lambda: _all(
+                    faults.throttle("s3", "PutObject", times=1, function=fn),
+                    faults.throttle("s3", "GetObject", times=1, function=fn),
                 ),
-            },
+            ),
+        )
+        yield (
+            "crash mid-batch",
+            lambda: self.run(
+                "crash mid-batch",
+                n,
+                fault=lambda: faults.crash_after(fn, calls=1, operations={"PutObject"}),
+            ),
+        )
+        yield (
+            "poison",
+            lambda: self.run(
+                "poison",
+                0,
+                poison={
+                    "s3:TestEvent": json.dumps({"Event": "s3:TestEvent", "Bucket": self.uploads}),
+                    "not JSON": "{not json",
+                    "wrong schema": notification,
+                    "unknown bucket": json.dumps(
+                        {
+                            "Records": [
+                                {
+                                    "eventSource": "aws:s3",
+                                    "eventName": "ObjectCreated:Put",
+                                    "s3": {
+                                        "bucket": {"name": "no-such-bucket"},
+                                        "object": {"key": "x.jpg", "size": 1},
+                                    },
+                                }
+                            ]
+                        }
+                    ),
+                },
+            ),
         )
 
 
 COVERED: dict[str, type[Topology]] = {
     OrderPipeline.name: OrderPipeline,
     ImagePipeline.name: ImagePipeline,
+}
+# Cases that fail because of a handler (not the sandbox), reported to the handlers' owner in
+# /work/notes/findings.md; they still fail the suite. (topology, case) -> the finding.
+HANDLER_FINDINGS: dict[tuple[str, str], str] = {
+    ("ImagePipeline", "lost deletes (poison)"): (
+        "handler finding: image_resize dead-letters without a DeadLetterLedger, so a lost "
+        "delete copies the poison message to the standard DLQ twice"
+    ),
 }
 NOT_COVERED = (
     "not covered by this suite yet (no destination counter written for it): see "
@@ -482,7 +538,7 @@ NOT_COVERED = (
 # -- running ------------------------------------------------------------------------------------
 
 
-class _nothing:  # noqa: N801 - a context manager used like contextlib.nullcontext
+class _nothing:
     def __enter__(self) -> None:
         return None
 
@@ -490,7 +546,7 @@ class _nothing:  # noqa: N801 - a context manager used like contextlib.nullconte
         return None
 
 
-class _all:  # noqa: N801
+class _all:
     """Several fault context managers as one, yielding their faults."""
 
     def __init__(self, *managers: Any) -> None:
@@ -559,7 +615,9 @@ def run_suite(
                 for case, run in topology.cases(scale, soak if name == "OrderPipeline" else 0):
                     try:
                         outcomes.append(run())
-                    except Exception as exc:  # a case that cannot run fails, it does not stop the suite
+                    except (
+                        Exception
+                    ) as exc:  # a case that cannot run fails, it does not stop the suite
                         failed = Outcome(name, case, sent=1, note=f"case error: {exc!r}"[:200])
                         outcomes.append(failed)
                 for case, why in topology.not_applicable.items():
@@ -584,6 +642,9 @@ def render(results: dict[str, list[Outcome]]) -> str:
                 continue
             reasons = "; ".join(f"{r} ×{n}" for r, n in o.reasons.most_common(4))
             verdict = "PASS" if o.ok else "FAIL"
+            finding = HANDLER_FINDINGS.get((o.topology, o.case))
+            if finding and not o.ok:
+                o.note = f"{o.note} {finding.upper()[:14]}{finding[14:]}".strip()
             lines.append(
                 f"  {o.case:<24}{o.sent:>6}{o.processed:>6}{o.dead_lettered:>5}{o.drops:>5}"
                 f"{o.duplicates:>5}  {verdict:<8}{o.fired}; {reasons}"

@@ -71,7 +71,7 @@ THROTTLING_CODES: dict[str, str] = {
 _STATUS = {"s3": 503, "lambda": 429}
 
 
-class SandboxCrash(BaseException):  # noqa: N818 - it is not an error the handler should handle
+class SandboxCrash(BaseException):
     """The invocation died part-way (injected by :meth:`Faults.crash_after`)."""
 
 
@@ -325,8 +325,9 @@ POISON: dict[str, Callable[[dict[str, Any]], str]] = {
     "not an object": lambda valid: json.dumps([valid]),
     "missing fields": lambda valid: json.dumps({k: v for k, v in list(valid.items())[:1]}),
     "wrong types": lambda valid: json.dumps({k: [v] for k, v in valid.items()}),
-    "unknown type": lambda valid: json.dumps({**valid, "event": "teleported", "type": "Teleported",
-                                              "detail-type": "Teleported"}),
+    "unknown type": lambda valid: json.dumps(
+        {**valid, "event": "teleported", "type": "Teleported", "detail-type": "Teleported"}
+    ),
     "newer version": lambda valid: json.dumps({**valid, "version": "99", "schemaVersion": 99}),
     "oversized": lambda valid: json.dumps({**valid, "padding": "x" * 250_000}),
 }
