@@ -267,6 +267,8 @@ class OrderPipeline(Topology):
             valid = self.events(f"{prefix}-poison{n}", "c-poison")[0]
             plan.append((f"poison/{kind}", make(valid), "c-poison"))
         outcome.sent = len({key for key, _, _ in plan})
+        if len(plan) != outcome.sent:
+            outcome.note += f"{len(plan)} messages for {outcome.sent} inputs; "
         with fault() if fault else _nothing() as fired:
             if fired is not None:
                 outcome.faults.extend(fired if isinstance(fired, list) else [fired])
@@ -525,7 +527,7 @@ COVERED: dict[str, type[Topology]] = {
 # /work/notes/findings.md; they still fail the suite. (topology, case) -> the finding.
 HANDLER_FINDINGS: dict[tuple[str, str], str] = {
     ("ImagePipeline", "lost deletes (poison)"): (
-        "handler finding: image_resize dead-letters without a DeadLetterLedger, so a lost "
+        "image_resize dead-letters without a DeadLetterLedger, so a lost "
         "delete copies the poison message to the standard DLQ twice"
     ),
 }
@@ -643,12 +645,13 @@ def render(results: dict[str, list[Outcome]]) -> str:
             reasons = "; ".join(f"{r} ×{n}" for r, n in o.reasons.most_common(4))
             verdict = "PASS" if o.ok else "FAIL"
             finding = HANDLER_FINDINGS.get((o.topology, o.case))
+            note = o.note.strip()
             if finding and not o.ok:
-                o.note = f"{o.note} {finding.upper()[:14]}{finding[14:]}".strip()
+                note = f"{note} HANDLER: {finding}".strip()
             lines.append(
                 f"  {o.case:<24}{o.sent:>6}{o.processed:>6}{o.dead_lettered:>5}{o.drops:>5}"
                 f"{o.duplicates:>5}  {verdict:<8}{o.fired}; {reasons}"
-                + (f" [{o.note.strip()}]" if o.note else "")
+                + (f" [{note}]" if note else "")
             )
     return "\n".join(lines)
 
