@@ -26,7 +26,7 @@ NODE_STAMP := node_modules/.installed
 CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help setup synth test lint format gate bench bootstrap deploy sandbox diff destroy clean
+.PHONY: help setup synth test lint format gate chaos bench bootstrap deploy sandbox diff destroy clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -89,6 +89,11 @@ format: setup ## Apply ruff fixes and formatting
 	$(BIN)/ruff format .
 
 gate: lint test synth ## The whole quality gate: lint, types, tests, synth + review
+
+# Every fault class of conveyor.sandbox.faults against the topologies, counted at the destinations
+# (needs cdk.out: make synth). Exit 1 on a failed case, 2 when a topology is not covered.
+chaos: setup ## Fault suite: processed + dead-lettered + drops = sent, no duplicate effect, per topology
+	$(BIN)/python -m conveyor.chaos cdk.out $(if $(ONLY),--only $(ONLY))
 
 bench: setup ## Benchmarks (results in benchmarks/results.md)
 	$(BIN)/python -m benchmarks.run

@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from conveyor.sandbox.clock import sandbox_clock
 from conveyor.sandbox.execution import FAKE_CREDENTIALS, ExecutionEnvironment, Host, LambdaContext
 from conveyor.sandbox.execution.isolation import FINDER
+from conveyor.sandbox.faults import Faults
 from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.moto_patches import (
@@ -145,6 +146,9 @@ class Runtime:
             endpoint_url=endpoint_url,
             on_invocation=on_invocation,
         )
+        # Fault injection (conveyor.sandbox.faults) on the handlers' clients and on this SQS client.
+        self.faults = Faults(lambda: FINDER.current, sqs)
+        self.faults.install(sqs.meta.events)
         sources = [make(self._delivery) for make in event_sources]
         self._sources: dict[str, EventSource] = {source.kind: source for source in sources}
         if FINDER not in sys.meta_path:
@@ -343,4 +347,5 @@ class Runtime:
             self._handler_session = boto3.session.Session(
                 botocore_session=core, region_name=self._region
             )
+            self.faults.install(core.get_component("event_emitter"))
         return self._handler_session
