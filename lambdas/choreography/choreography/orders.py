@@ -99,24 +99,10 @@ def place_order(command: dict[str, Any], settings: OrdersSettings) -> dict[str, 
         )
         correlation_id = stored.get(contract.CORRELATION_ID, {}).get("S", correlation_id)
         logger.set_correlation_id(correlation_id)
-        service.publish(
-            settings,
-            [
-                Outgoing(
-                    contract.ORDER_CREATED,
-                    {contract.CUSTOMER_ID: customer, contract.LINES: lines},
-                )
-            ],
-            order_id=order_id,
-            correlation_id=correlation_id,
-            causation_id=None,
-        )
-        return {
-            contract.ORDER_ID: order_id,
-            contract.CORRELATION_ID: correlation_id,
-            "status": "DUPLICATE",
-        }
-    logger.info("Order placed")
+        status = "DUPLICATE"
+    else:
+        logger.info("Order placed")
+        status = contract.ORDER_CREATED_STATUS
     service.publish(
         settings,
         [
@@ -132,7 +118,7 @@ def place_order(command: dict[str, Any], settings: OrdersSettings) -> dict[str, 
     return {
         contract.ORDER_ID: order_id,
         contract.CORRELATION_ID: correlation_id,
-        contract.STATUS: contract.ORDER_CREATED_STATUS,
+        contract.STATUS: status,
     }
 
 
