@@ -33,6 +33,7 @@ import boto3
 import botocore.session
 from botocore.exceptions import BotoCoreError, ClientError
 
+from conveyor.sandbox.clock import sandbox_clock
 from conveyor.sandbox.execution import FAKE_CREDENTIALS, ExecutionEnvironment, Host, LambdaContext
 from conveyor.sandbox.execution.isolation import FINDER
 from conveyor.sandbox.faults import Faults
@@ -82,7 +83,8 @@ class Runtime:
     :param endpoint_url: the moto server (``http://127.0.0.1:4566``); None with ``mock_aws()``.
         Handlers see it as ``AWS_ENDPOINT_URL``.
     :param on_event: called with every :class:`TraceEvent`.
-    :param clock: measures the SQS batching window (injectable for tests).
+    :param clock: measures the SQS batching window (default: the sandbox clock,
+        :mod:`conveyor.sandbox.clock`; injectable for tests).
     :param fail_unflagged_batch_failures: a handler returning ``batchItemFailures`` while the
         mapping lacks ``ReportBatchItemFailures``: True fails the whole batch (the messages come
         back, are retried and reach the DLQ); False does what AWS does, deletes the batch (the
@@ -110,7 +112,7 @@ class Runtime:
         session: Any | None = None,
         endpoint_url: str | None = None,
         on_event: Callable[[TraceEvent], None] | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
         fail_unflagged_batch_failures: bool = True,
         event_sources: Sequence[EventSourceFactory] = EVENT_SOURCES,
         retry_scale: float | None = STEP_FUNCTIONS_RETRY_SCALE,
@@ -118,6 +120,7 @@ class Runtime:
     ) -> None:
         self.deployment = deployment
         self._region = deployment.region
+        sandbox_clock().start()  # the wall clock is the sandbox clock from now on
         self._session = session or boto3.session.Session(
             region_name=deployment.region,
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -137,7 +140,7 @@ class Runtime:
             deployment,
             sqs,
             on_event=on_event,
-            clock=clock,
+            clock=clock or sandbox_clock(),
             fail_unflagged_batch_failures=fail_unflagged_batch_failures,
             session=self._session,
             endpoint_url=endpoint_url,
@@ -197,8 +200,10 @@ class Runtime:
                     for route in stack.routes
                 )
                 if moved == 0 and self._settle() == 0:
-                    report.idle = True
-                    break
+                    if not (until_idle and self._advance_clock(report)):
+                        report.idle = True
+                        break
+                    self._settle()  # what the jump made due, before the next receive
                 if not until_idle:
                     break
             else:
@@ -308,6 +313,23 @@ class Runtime:
                 problem=f"cannot read {route.queue_url}: {exc}",
             )
         return moved
+
+    def _advance_clock(self, report: PumpReport) -> bool:
+        """Nothing can move now: jump the sandbox clock to the earliest moment something
+        becomes due (scheduled on the clock, or a source's ``next_due``); False: nothing is
+        pending."""
+        clock = self._delivery.sandbox_clock
+        dues = [clock.next_due()]
+        for source in self._sources.values():
+            next_due = getattr(source, "next_due", None)
+            if callable(next_due):
+                dues.append(next_due())
+        pending = [due for due in dues if due is not None]
+        if not pending:
+            return False
+        jumped = clock.advance_to(min(pending))
+        report.clock_advanced_s += jumped
+        return True
 
     def _settle(self) -> int:
         """Every source makes what it holds back available again; how many."""

@@ -140,6 +140,7 @@ class PumpReport:
     dropped: int = 0  # async events discarded
     released: int = 0  # failed SQS records made visible again
     idle: bool = False  # True: the pump stopped because nothing moved any more
+    clock_advanced_s: float = 0.0  # how far the pump jumped the sandbox clock (idle rounds)
     elapsed_ms: float = 0.0
     functions: dict[str, FunctionStats] = field(default_factory=dict)  # by logical id
 

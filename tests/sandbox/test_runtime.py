@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 import textwrap
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ PROBE_HANDLER_PY = '''
 import functools
 import os
 import sys
+import time
 
 from .log import record
 
@@ -88,6 +90,8 @@ def _log(context, r, ok, **extra):
             "group": r["attributes"].get("MessageGroupId"),
             "ok": ok,
             "request": context.aws_request_id,
+            "at": time.time(),  # sandbox time
+            "first_receive_ms": int(r["attributes"]["ApproximateFirstReceiveTimestamp"]),
             **extra,
         }
     )
@@ -147,7 +151,14 @@ def asynchronous(event, context):
         payload = event["Records"][0]["Sns"]["Message"]
     else:
         payload = event["detail"]["kind"]
-    record({"fn": context.function_name, "event": event, "request_id": context.aws_request_id})
+    record(
+        {
+            "fn": context.function_name,
+            "event": event,
+            "request_id": context.aws_request_id,
+            "at": time.time(),
+        }
+    )
     if payload == "bad":
         raise ValueError(f"cannot handle {payload!r}")
     return {"ok": True}
@@ -176,6 +187,60 @@ def sender(event, context):
     for r in event["Records"]:
         sqs.send_message(QueueUrl=os.environ["OUTPUT_QUEUE_URL"], MessageBody=r["body"].upper())
     return {"batchItemFailures": []}
+'''
+
+IDEMPOTENT_HANDLER_PY = '''
+"""Powertools idempotency on the records of an SQS batch; the first completion write fails
+(a throttled save_success), which leaves the record INPROGRESS until its in-progress expiry
+(the invocation's remaining time)."""
+
+import os
+import time
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from .log import record as log
+
+FAILURES = {"left": 1}
+
+
+class FlakyLayer(DynamoDBPersistenceLayer):
+    def save_success(self, data, result):
+        if FAILURES["left"]:
+            FAILURES["left"] -= 1
+            raise RuntimeError("ProvisionedThroughputExceededException (simulated)")
+        return super().save_success(data, result)
+
+
+LAYER = FlakyLayer(table_name=os.environ["IDEMPOTENCY_TABLE"])
+CONFIG = IdempotencyConfig(event_key_jmespath="id")
+PROCESSOR = BatchProcessor(event_type=EventType.SQS)
+
+
+@idempotent_function(data_keyword_argument="work", persistence_store=LAYER, config=CONFIG)
+def do_work(work):
+    log({"work": work["id"], "at": time.time()})
+    return {"done": work["id"]}
+
+
+def _record(record):
+    r = record
+    log({"received": int(r.attributes.approximate_first_receive_timestamp), "at": time.time()})
+    try:
+        do_work(work={"id": r.body})
+    except Exception as exc:
+        log({"error": type(exc).__name__, "at": time.time()})
+        raise
+
+
+def handler(event, context):
+    CONFIG.register_lambda_context(context)
+    return process_partial_response(event, _record, PROCESSOR, context)
 '''
 
 ABSOLUTE_SETTINGS_PY = """
@@ -220,6 +285,7 @@ def probe(tmp_path: Path) -> Probe:
         "probe_pkg/__init__.py": "",
         "probe_pkg/log.py": PROBE_LOG_PY,
         "probe_pkg/handler.py": PROBE_HANDLER_PY,
+        "probe_pkg/idem.py": IDEMPOTENT_HANDLER_PY,
         "abs_pkg/__init__.py": "",
         "abs_pkg/settings.py": ABSOLUTE_SETTINGS_PY,
         "abs_pkg/handler.py": ABSOLUTE_HANDLER_PY,
@@ -275,9 +341,10 @@ class Aws:
         dead_letter: tuple[str, str] | None = None,
         max_receive_count: int = 3,
         fifo: bool = False,
+        visibility_timeout: int = 30,
     ) -> tuple[str, str]:
         """(url, arn) of a new queue; ``dead_letter`` = the DLQ's (url, arn)."""
-        attributes: dict[str, str] = {"VisibilityTimeout": "30"}
+        attributes: dict[str, str] = {"VisibilityTimeout": str(visibility_timeout)}
         if fifo:
             attributes |= {"FifoQueue": "true", "ContentBasedDeduplication": "true"}
         if dead_letter is not None:
@@ -636,17 +703,126 @@ def test_batching_window_uses_the_injected_clock(
         probe.code_dir, "Worker", "probe_pkg.handler.partial", {"PROBE_LOG": str(probe.log)}
     )
     route = sqs_route(queue, "Worker", batch_size=25, batching_window_s=5)
-    aws.send(queue[0], *(f"m{n}" for n in range(30)))
-
-    # The window never elapses: batches fill up to batch_size (three receives for the first).
-    make_runtime(deployment([fn], [route]), clock=lambda: 0.0).pump()
-    assert _batch_sizes(probe) == [25, 5]
-
     ticks = iter(range(0, 10_000, 10))  # 10 s per reading: the window elapses after 1 receive
-    probe.log.unlink()
     aws.send(queue[0], *(f"n{n}" for n in range(30)))
     make_runtime(deployment([fn], [route]), clock=lambda: float(next(ticks))).pump()
     assert _batch_sizes(probe) == [10, 10, 10]
+
+
+# -- sandbox time (conveyor.sandbox.clock): AWS's waits, advanced instantly when idle ----------
+
+
+def test_a_batch_that_is_not_full_waits_for_its_batching_window(
+    aws: Aws, probe: Probe, make_runtime: Callable[..., Runtime]
+) -> None:
+    queue = aws.queue("window-wait")
+    fn = function(
+        probe.code_dir, "Worker", "probe_pkg.handler.partial", {"PROBE_LOG": str(probe.log)}
+    )
+    window = 20
+    route = sqs_route(queue, "Worker", batch_size=25, batching_window_s=window)
+    aws.send(queue[0], *(f"m{n}" for n in range(30)))
+    sent = time.time()
+
+    make_runtime(deployment([fn], [route])).pump()
+
+    # A full batch goes at once; the 5 left wait for MaximumBatchingWindowInSeconds.
+    assert _batch_sizes(probe) == [25, 5]
+    entries = probe.entries()
+    assert entries[0]["at"] - sent < window
+    assert entries[-1]["at"] - sent >= window
+
+
+def test_a_failed_record_comes_back_after_the_visibility_timeout(
+    aws: Aws, probe: Probe, make_runtime: Callable[..., Runtime], traces: list[TraceEvent]
+) -> None:
+    queue = aws.queue("visibility", visibility_timeout=180)
+    fn = function(
+        probe.code_dir, "Worker", "probe_pkg.handler.partial", {"PROBE_LOG": str(probe.log)}
+    )
+    runtime = make_runtime(
+        deployment([fn], [sqs_route(queue, "Worker", report_batch_item_failures=True)])
+    )
+    (flaky,) = aws.send(queue[0], "fail:1")
+    timeout = int(
+        aws.sqs.get_queue_attributes(QueueUrl=queue[0], AttributeNames=["VisibilityTimeout"])[
+            "Attributes"
+        ]["VisibilityTimeout"]
+    )
+
+    report = runtime.pump()
+
+    first, second = probe.entries()
+    assert (first["count"], first["ok"], second["count"], second["ok"]) == (1, False, 2, True)
+    # Not before the queue's visibility timeout, counted from the first receive.
+    assert second["at"] - first["first_receive_ms"] / 1000 >= timeout
+    assert report.records_processed == 1
+    assert report.clock_advanced_s > 0
+    (release,) = kinds(traces, "release")
+    assert release.message_ids == (flaky,)
+
+
+def test_a_delayed_message_is_delivered_when_its_delay_ends(
+    aws: Aws, probe: Probe, make_runtime: Callable[..., Runtime]
+) -> None:
+    queue = aws.queue("delayed")
+    fn = function(
+        probe.code_dir, "Worker", "probe_pkg.handler.partial", {"PROBE_LOG": str(probe.log)}
+    )
+    runtime = make_runtime(deployment([fn], [sqs_route(queue, "Worker")]))
+    aws.sqs.send_message(QueueUrl=queue[0], MessageBody="later", DelaySeconds=120)
+    sent = time.time()
+
+    runtime.pump()
+
+    (entry,) = probe.entries()
+    assert entry["body"] == "later"
+    assert entry["at"] - sent >= 120
+
+
+def test_an_idempotency_record_left_in_progress_has_expired_when_the_record_comes_back(
+    aws: Aws, probe: Probe, make_runtime: Callable[..., Runtime], traces: list[TraceEvent]
+) -> None:
+    """The first completion write fails: the record stays INPROGRESS until the invocation's
+    remaining time has passed (Powertools' in-progress expiry). SQS brings the record back
+    after the 180 s visibility timeout, long after that: the retry runs and the record is
+    processed, not dead-lettered."""
+    aws.dynamodb.create_table(
+        TableName="idempotency",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dlq = aws.queue("idem-dlq")
+    queue = aws.queue("idem", dead_letter=dlq, max_receive_count=2, visibility_timeout=180)
+    fn = function(
+        probe.code_dir,
+        "Worker",
+        "probe_pkg.idem.handler",
+        {"PROBE_LOG": str(probe.log), "IDEMPOTENCY_TABLE": "idempotency"},
+        timeout_s=30,
+    )
+    runtime = make_runtime(
+        deployment([fn], [sqs_route(queue, "Worker", report_batch_item_failures=True)])
+    )
+    aws.send(queue[0], "order-1")
+
+    report = runtime.pump()
+
+    entries = probe.entries()
+    assert [e.get("work") or e.get("error") or "receive" for e in entries] == [
+        "receive",
+        "order-1",  # the work ran, its completion write failed
+        "IdempotencyPersistenceLayerError",
+        "receive",
+        "order-1",  # the redelivery found the in-progress record expired
+    ]
+    assert entries[3]["at"] - entries[0]["received"] / 1000 >= 180
+    assert aws.drain(dlq[0]) == []
+    assert report.moved_to_dlq == 0
+    assert aws.depth(queue[0]) == 0
+    (item,) = aws.dynamodb.scan(TableName="idempotency")["Items"]
+    assert item["status"]["S"] == "COMPLETED"
 
 
 def _batch_sizes(probe: Probe) -> list[int]:
@@ -866,6 +1042,39 @@ def test_events_route_invokes_with_the_event_and_drops_after_default_retries(
     assert drop.details["attempts"] == 3
     assert (report.dropped, report.retries, report.functions["Target"].errors) == (1, 2, 3)
     assert aws.depth(internal[0]) == 0
+
+
+def test_async_retries_wait_one_then_two_minutes(
+    aws: Aws, probe: Probe, make_runtime: Callable[..., Runtime], traces: list[TraceEvent]
+) -> None:
+    """Lambda "waits one minute before the second attempt and two minutes before the third"
+    (asynchronous invocation, default MaximumRetryAttempts 2)."""
+    internal = aws.queue("sbx-internal-retry")
+    aws.events.put_rule(Name="retry", EventPattern=json.dumps({"source": ["app.retry"]}))
+    aws.events.put_targets(Rule="retry", Targets=[{"Id": "fn", "Arn": internal[1]}])
+    fn = function(
+        probe.code_dir, "Target", "probe_pkg.handler.asynchronous", {"PROBE_LOG": str(probe.log)}
+    )
+    route = Route(
+        kind="events",
+        source="RetryRule",
+        queue_url=internal[0],
+        queue_arn=internal[1],
+        function_logical_id="Target",
+        batch_size=1,
+    )
+    runtime = make_runtime(deployment([fn], [route]))
+    aws.events.put_events(
+        Entries=[{"Source": "app.retry", "DetailType": "t", "Detail": json.dumps({"kind": "bad"})}]
+    )
+
+    report = runtime.pump()
+
+    first, second, third = (c["at"] for c in probe.entries())
+    assert 60 <= second - first < 120
+    assert 120 <= third - second < 180
+    assert [t.details["delay_s"] for t in kinds(traces, "retry")] == [60, 120]
+    assert report.dropped == 1
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 one event per message (SNS subscriptions, EventBridge targets).
 
 Each message becomes one asynchronous invocation; errors are retried ``max_retry_attempts``
-times (default 2), immediately, then the event goes to the on-failure queue
+times (default 2) as Lambda does: one minute after the first attempt, then two minutes after
+the second (sandbox time: scheduled on the sandbox clock, which the pump advances when
+nothing else is pending, :mod:`conveyor.sandbox.clock`), then the event goes to the on-failure queue
 (:func:`~conveyor.sandbox.lambda_events.async_failure_record`), or is dropped. A subclass says
 how a message becomes the event (:meth:`AsyncInvokeSource.event_for`) and sets ``kind``.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,8 +26,31 @@ from conveyor.sandbox.sources.base import Delivery
 from conveyor.sandbox.sources.queues import SQS_BATCH
 from conveyor.sandbox.traces import InvocationError
 
-# Lambda's asynchronous invocation retries a failed event twice by default.
+# Lambda's asynchronous invocation retries a failed event twice by default, "waits one minute
+# before the second attempt and two minutes before the third" (Lambda developer guide,
+# asynchronous invocation / error handling).
 DEFAULT_MAX_RETRY_ATTEMPTS = 2
+RETRY_DELAYS_S = (60.0, 120.0)
+
+
+def retry_delay_s(attempt: int) -> float:
+    """The wait before ``attempt`` (2: one minute, 3 and later: two minutes)."""
+    return RETRY_DELAYS_S[min(attempt - 2, len(RETRY_DELAYS_S) - 1)]
+
+
+@dataclass
+class _Retry:
+    """An event waiting for its next attempt on the sandbox clock."""
+
+    due: float
+    stack: DeployedStack
+    route: Route
+    target: ExecutionEnvironment
+    event: Any
+    ids: tuple[str, ...]
+    request_id: str
+    attempt: int
+    retries: int
 
 
 class AsyncInvokeSource:
@@ -34,6 +60,7 @@ class AsyncInvokeSource:
 
     def __init__(self, delivery: Delivery) -> None:
         self.delivery = delivery
+        self._retries: list[_Retry] = []
 
     def event_for(
         self, stack: DeployedStack, route: Route, message: dict[str, Any]
@@ -42,14 +69,19 @@ class AsyncInvokeSource:
         raise NotImplementedError
 
     def settle(self) -> int:
-        return 0  # nothing is held back: retries are immediate
+        return 0  # retries wait on the sandbox clock (next_due), nothing to release
+
+    def next_due(self) -> float | None:
+        """When the earliest waiting retry is due (sandbox time)."""
+        return min((r.due for r in self._retries), default=None)
 
     def pump(self, stack: DeployedStack, route: Route, target: ExecutionEnvironment) -> int:
+        retried = self._run_due_retries(stack, route)
         queue = self.delivery.queues.get(route.queue_url)
         started = time.perf_counter()
         messages = self.delivery.queues.receive(stack, route, queue, SQS_BATCH)
         if not messages:
-            return 0
+            return retried
         receive_ms = (time.perf_counter() - started) * 1000
         event_ids: list[str] = []
         for message in messages:
@@ -74,7 +106,19 @@ class AsyncInvokeSource:
         self.delivery.queues.delete(
             stack, route, queue, target, messages, event_ids=tuple(event_ids)
         )
-        return len(messages)
+        return retried + len(messages)
+
+    def _run_due_retries(self, stack: DeployedStack, route: Route) -> int:
+        now = self.delivery.sandbox_clock.now()
+        due = [
+            r
+            for r in self._retries
+            if r.due <= now and r.stack.name == stack.name and r.route is route
+        ]
+        for retry in due:
+            self._retries.remove(retry)
+            self._attempt(retry)
+        return len(due)
 
     def _invoke_async(
         self,
@@ -91,28 +135,48 @@ class AsyncInvokeSource:
             else spec.max_retry_attempts
         )
         request_id = str(uuid.uuid4())  # the same for every attempt, as in Lambda
-        ids = (event_id,)
-        error: InvocationError | None = None
-        for attempt in range(1, retries + 2):
-            result = self.delivery.invoke(
-                target, event, request_id=request_id, attempt=attempt, route=route, message_ids=ids
+        now = self.delivery.sandbox_clock.now()
+        self._attempt(_Retry(now, stack, route, target, event, (event_id,), request_id, 1, retries))
+
+    def _attempt(self, pending: _Retry) -> None:
+        """One attempt; on an error, the next one is scheduled (or the failure handled)."""
+        stack, route, target, ids = pending.stack, pending.route, pending.target, pending.ids
+        attempt, retries, request_id = pending.attempt, pending.retries, pending.request_id
+        result = self.delivery.invoke(
+            target,
+            pending.event,
+            request_id=request_id,
+            attempt=attempt,
+            route=route,
+            message_ids=ids,
+        )
+        if result.ok:
+            self.delivery.count(records_processed=1)
+            return
+        error = result.error
+        self.delivery.count_failed(target, 1)
+        if attempt <= retries:
+            delay = retry_delay_s(attempt + 1)
+            due = self.delivery.sandbox_clock.now() + delay
+            details = {
+                "request_id": request_id,
+                "attempt": attempt + 1,
+                "max_retry_attempts": retries,
+                "error_type": error.type if error else None,
+                "delay_s": delay,
+                "due": due,
+            }
+            self.delivery.trace("retry", stack, route, target, ids, details=details)
+            self.delivery.count(retries=1)
+            self._retries.append(
+                _Retry(
+                    due, stack, route, target, pending.event, ids, request_id, attempt + 1, retries
+                )
             )
-            if result.ok:
-                self.delivery.count(records_processed=1)
-                return
-            error = result.error
-            self.delivery.count_failed(target, 1)
-            if attempt <= retries:
-                details = {
-                    "request_id": request_id,
-                    "attempt": attempt + 1,
-                    "max_retry_attempts": retries,
-                    "error_type": error.type if error else None,
-                }
-                self.delivery.trace("retry", stack, route, target, ids, details=details)
-                self.delivery.count(retries=1)
+            self.delivery.sandbox_clock.schedule(due)
+            return
         assert error is not None
-        failure = _Failure(event, ids, request_id, retries + 1, error)
+        failure = _Failure(pending.event, ids, request_id, retries + 1, error)
         if not self._send_to_destination(stack, route, target, failure):
             self._drop(stack, route, target, failure)
 

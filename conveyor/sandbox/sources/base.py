@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from conveyor.sandbox.clock import sandbox_clock
 from conveyor.sandbox.execution import ExecutionEnvironment
 from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
@@ -35,9 +36,13 @@ class EventSource(Protocol):
       ``on-failure``, ``drop``, ``warning``: see ``TRACE_KINDS``) and counts in the
       :class:`PumpReport` with :meth:`Delivery.count` (``messages_received``,
       ``records_processed``, ``records_failed``, ``moved_to_dlq``...);
-    - ``settle`` makes what it holds back available again (failed records waiting for their
-      visibility timeout) and returns how many: the runtime calls it when a round moved
-      nothing, and when the pump returns.
+    - ``settle`` makes available again what it holds back and whose time has come on the
+      sandbox clock (:mod:`conveyor.sandbox.clock`) and returns how many: the runtime calls it
+      when a round moved nothing, and when the pump returns;
+    - what becomes due later (a retry delay, a visibility timeout, a buffer interval) is
+      scheduled on ``delivery.sandbox_clock.schedule(due)``, or answered by an optional
+      ``next_due() -> float | None`` method: when nothing can move, the pump advances the
+      clock to the earliest due moment, instantly.
     """
 
     kind: str
@@ -74,6 +79,9 @@ class Delivery:
         self.region = deployment.region
         self.sqs = sqs
         self.clock = clock
+        # The sandbox wall clock: sources schedule what becomes due with
+        # ``sandbox_clock.schedule(due)``; the pump advances it when idle.
+        self.sandbox_clock = sandbox_clock()
         self.fail_unflagged_batch_failures = fail_unflagged_batch_failures
         self.report: PumpReport | None = None  # set while a pump runs
         self._on_event = on_event

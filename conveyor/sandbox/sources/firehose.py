@@ -2,10 +2,10 @@
 
 It reads every shard of the source stream from its own checkpoint (TRIM_HORIZON first, like
 a new delivery stream), buffers the records' data, and writes one object when the buffer
-reaches ``SizeInMBs`` or when the delivery round is idle (the buffering interval elapses in
-sandbox time): the data concatenated as sent (Firehose adds no delimiter), GZIP-compressed
-when ``CompressionFormat`` is GZIP (``.gz``), under ``Prefix`` with its
-``!{timestamp:…}`` expressions evaluated in UTC, named
+reaches ``SizeInMBs`` or when ``IntervalInSeconds`` (default 300) has elapsed on the sandbox
+clock since its first record (the pump advances the clock to it when idle): the data
+concatenated as sent (Firehose adds no delimiter), GZIP-compressed when ``CompressionFormat``
+is GZIP (``.gz``), under ``Prefix`` with its ``!{timestamp:…}`` expressions evaluated in UTC, named
 ``<stream>-1-yyyy-MM-dd-HH-mm-ss-<uuid>``, with SSE-KMS when a key is configured.
 """
 
@@ -45,6 +45,12 @@ class _Buffer:
     size: int = 0
     stack: str = ""
     route: Route | None = None
+    opened: float = 0.0  # sandbox time of the first record in the buffer
+
+
+def _interval_s(route: Route) -> float:
+    """The stream's ``BufferingHints.IntervalInSeconds`` (Firehose's default: 300)."""
+    return float(route.options.get("interval_s", 300))
 
 
 class FirehoseDelivery:
@@ -79,6 +85,9 @@ class FirehoseDelivery:
             if not records:
                 continue
             buffer.checkpoints[shard_id] = str(records[-1]["SequenceNumber"])
+            if not buffer.data:
+                buffer.opened = self.delivery.sandbox_clock.now()
+                self.delivery.sandbox_clock.schedule(buffer.opened + _interval_s(route))
             for record in records:
                 buffer.data.append(bytes(record["Data"]))
                 buffer.size += len(record["Data"])
@@ -97,11 +106,22 @@ class FirehoseDelivery:
         return taken
 
     def settle(self) -> int:
-        """The buffering interval elapsed (sandbox time): write every non-empty buffer."""
+        """Write every non-empty buffer whose buffering interval elapsed on the sandbox clock."""
+        now = self.delivery.sandbox_clock.now()
         for buffer in self._buffers.values():
-            if buffer.data:
-                self._flush(buffer, "buffering interval elapsed (sandbox time)")
+            route = buffer.route
+            if buffer.data and route is not None and now >= buffer.opened + _interval_s(route):
+                self._flush(buffer, "buffering interval elapsed")
         return 0
+
+    def next_due(self) -> float | None:
+        """When the earliest non-empty buffer's interval elapses (sandbox time)."""
+        dues = [
+            b.opened + _interval_s(b.route)
+            for b in self._buffers.values()
+            if b.data and b.route is not None
+        ]
+        return min(dues, default=None)
 
     def _flush(self, buffer: _Buffer, reason: str) -> None:
         route = buffer.route

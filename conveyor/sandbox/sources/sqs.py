@@ -1,14 +1,17 @@
 """The SQS event source mapping (``Route(kind="sqs")``), as Lambda's poller runs it.
 
-Batches of up to ``batch_size`` records (the batching window is measured with the injectable
-clock; an empty receive closes the window, since nothing else can add messages while the
-sandbox is single-threaded), the SQS event in Lambda's shape
+Batches of up to ``batch_size`` records within ``MaximumBatchingWindowInSeconds`` (measured
+with the injectable clock, by default the sandbox clock: a batch that is not full waits, held
+in flight, until its window has elapsed, and the pump advances the clock to the window's end
+when nothing else can move), the SQS event in Lambda's shape
 (:func:`~conveyor.sandbox.lambda_events.sqs_record`), then ``ReportBatchItemFailures`` as
 Lambda applies it. Failed records stay in flight (their message group stays blocked on a FIFO
-queue, as in SQS) until nothing else can move, then become visible again (:meth:`settle`):
-the visibility timeout elapses in sandbox time. moto's own redrive policy moves a message to
-the DLQ on the receive after its ``maxReceiveCount``-th; :class:`~.queues.Queues` checks the
-DLQ depth around that receive and reports the move.
+queue, as in SQS) for the queue's visibility timeout, measured by moto on the sandbox clock
+(:mod:`conveyor.sandbox.clock`): when nothing else can move, the pump advances the clock to the
+earliest visibility end or ``DelaySeconds`` end of a route queue's message
+(:meth:`next_due`), and :meth:`settle` traces the records whose timeout elapsed. moto's own
+redrive policy moves a message to the DLQ on the receive after its ``maxReceiveCount``-th;
+:class:`~.queues.Queues` checks the DLQ depth around that receive and reports the move.
 """
 
 from __future__ import annotations
@@ -37,6 +40,16 @@ class _Parked:
     receipt_handle: str
     stack: str
     route: Route
+    due: float  # sandbox time when the visibility timeout has elapsed
+
+
+@dataclass
+class _Held:
+    """A batch that is not full and whose batching window has not elapsed yet."""
+
+    messages: list[dict[str, Any]]
+    window_start: float
+    receives: int
 
 
 @dataclass
@@ -55,6 +68,7 @@ class SqsPoller:
         self.delivery = delivery
         self._parked: dict[str, list[_Parked]] = {}
         self._sequence_numbers: dict[str, str] = {}
+        self._held: dict[tuple[str, str], _Held] = {}
 
     def pump(self, stack: DeployedStack, route: Route, target: ExecutionEnvironment) -> int:
         queue = self.delivery.queues.get(route.queue_url)
@@ -115,19 +129,28 @@ class SqsPoller:
         )
 
     def _collect(self, stack: DeployedStack, route: Route, queue: RouteQueue) -> _Batch:
-        """Receive up to batch_size messages within the batching window."""
+        """Receive up to batch_size messages within the batching window; a batch that is not
+        full is held (empty result) until its window has elapsed."""
         started = time.perf_counter()
-        window_start = self.delivery.clock()
+        key = (stack.name, route.source)
+        held = self._held.pop(key, None)
+        clock = self.delivery.clock
+        window_start = held.window_start if held else clock()
         target = max(1, route.batch_size)
         window = max(0, route.batching_window_s)
-        messages: list[dict[str, Any]] = []
-        receives = 0
+        messages: list[dict[str, Any]] = held.messages if held else []
+        receives = held.receives if held else 0
         while len(messages) < target:
             received = self.delivery.queues.receive(stack, route, queue, target - len(messages))
             receives += 1
             messages.extend(received)
-            if not received or window == 0 or self.delivery.clock() - window_start >= window:
+            if not received or window == 0 or clock() - window_start >= window:
                 break
+        if messages and len(messages) < target and window and clock() - window_start < window:
+            self._held[key] = _Held(messages, window_start, receives)
+            if clock is self.delivery.sandbox_clock:
+                self.delivery.sandbox_clock.schedule(window_start + window)
+            return _Batch([], receives, (time.perf_counter() - started) * 1000)
         return _Batch(messages, receives, (time.perf_counter() - started) * 1000)
 
     def _record(self, message: dict[str, Any], route: Route, queue: RouteQueue) -> dict[str, Any]:
@@ -244,10 +267,20 @@ class SqsPoller:
             for m in messages
         }
         parked = self._parked.setdefault(queue.url, [])
+        # No earlier than moto's own visible_at (the receive happened before the invocation).
+        timeout = max(0, queue.visibility_timeout)
+        due = self.delivery.sandbox_clock.now() + timeout
         parked.extend(
-            _Parked(m["MessageId"], m["ReceiptHandle"], stack.name, route) for m in messages
+            _Parked(m["MessageId"], m["ReceiptHandle"], stack.name, route, due) for m in messages
         )
-        details: dict[str, Any] = {"queue": queue.name, "reason": reason, "receive_counts": counts}
+        if timeout:
+            self.delivery.sandbox_clock.schedule(due)
+        details: dict[str, Any] = {
+            "queue": queue.name,
+            "reason": reason,
+            "receive_counts": counts,
+            "visibility_timeout_s": timeout,
+        }
         if queue.max_receive_count is not None:
             details["max_receive_count"] = queue.max_receive_count
             details["dead_letter_queue"] = queue.dlq_name
@@ -260,29 +293,53 @@ class SqsPoller:
         self.delivery.trace("retry", stack, route, target, tuple(counts), details=details)
 
     def settle(self) -> int:
-        """Make every parked record visible again (its visibility timeout elapsed)."""
+        """Release (``ChangeMessageVisibility`` 0) and trace the parked records whose
+        visibility timeout elapsed on the sandbox clock; how many."""
         released = 0
+        now = self.delivery.sandbox_clock.now()
         for url, parked in list(self._parked.items()):
+            ready = [p for p in parked if p.due <= now]
+            if not ready:
+                continue
             started = time.perf_counter()
-            problems = self._release(url, parked)
+            # moto makes them visible by itself, but keeps a FIFO message group blocked by
+            # an expired receipt within the receive that finds it: release explicitly.
+            problems = self._release(url, ready)
             details: dict[str, Any] = {
                 "queue": self.delivery.queues.name(url),
-                "reason": "visibility timeout elapsed (sandbox time)",
+                "reason": "visibility timeout elapsed",
             }
             if problems:
                 details["failed"] = problems
             self.delivery.emit(
                 "release",
-                stack=parked[0].stack,
-                route=parked[0].route,
-                message_ids=tuple(p.message_id for p in parked),
+                stack=ready[0].stack,
+                route=ready[0].route,
+                message_ids=tuple(p.message_id for p in ready),
                 duration_ms=(time.perf_counter() - started) * 1000,
                 details=details,
             )
-            released += len(parked)
-        self._parked.clear()
+            released += len(ready)
+            waiting = [p for p in parked if p.due > now]
+            if waiting:
+                self._parked[url] = waiting
+            else:
+                del self._parked[url]
         self.delivery.count(released=released)
         return released
+
+    def next_due(self) -> float | None:
+        """The earliest sandbox time a message of a route queue becomes receivable: a parked
+        record's visibility end, or (read from moto's backend in this process) any in-flight
+        or delayed message's."""
+        dues = [p.due for parked in self._parked.values() for p in parked]
+        # Held (a batching window) and parked messages are this poller's to time.
+        mine = {m["MessageId"] for h in self._held.values() for m in h.messages}
+        mine.update(p.message_id for parked in self._parked.values() for p in parked)
+        dues.extend(moto_due_times(self.delivery, exclude=mine))
+        now = self.delivery.sandbox_clock.now()
+        future = [due for due in dues if due > now]
+        return min(future) if future else None
 
     def _release(self, url: str, parked: list[_Parked]) -> list[Any]:
         problems: list[Any] = []
@@ -301,3 +358,42 @@ class SqsPoller:
             # Already deleted (a late redelivery succeeded): nothing to release.
             problems.extend(response.get("Failed", []))
         return problems
+
+
+def moto_due_times(
+    delivery: Delivery, *, exclude: set[str] | frozenset[str] = frozenset()
+) -> list[float]:
+    """When each invisible message of the deployment's SQS route queues becomes receivable
+    (epoch seconds): in flight (``visible_at``) or delayed (``DelaySeconds``). Read from moto's
+    in-process backend (the sandbox server and ``mock_aws`` run in this process); empty when
+    moto is not importable. ``exclude``: message ids the poller times itself."""
+    try:
+        from moto.sqs.models import sqs_backends
+    except ImportError:  # pragma: no cover - moto is a sandbox dependency
+        return []
+    urls = {
+        route.queue_url
+        for stack in delivery.deployment.stacks.values()
+        for route in stack.routes
+        if route.queue_url
+    }
+    now_ms = delivery.sandbox_clock.now() * 1000
+    dues: list[float] = []
+    for url in urls:
+        parts = url.rstrip("/").rsplit("/", 2)
+        if len(parts) != 3:
+            continue
+        account, name = parts[1], parts[2]
+        try:
+            queue = sqs_backends[account][delivery.region].queues.get(name)
+        except (KeyError, TypeError):
+            continue
+        if queue is None:
+            continue
+        for message in list(getattr(queue, "_messages", [])):
+            if message.id in exclude:
+                continue
+            for moment in (message.visible_at, message.delayed_until):
+                if moment and moment > now_ms:
+                    dues.append(moment / 1000)
+    return dues
