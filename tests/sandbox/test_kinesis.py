@@ -374,3 +374,47 @@ def test_firehose_objects_decompress_to_the_records_sent_in_shard_order(session)
     assert all(k.startswith(f"readings/{today}/archive-1-") and k.endswith(".gz") for k in keys)
     bodies = [gzip.decompress(s3.get_object(Bucket="archive", Key=k)["Body"].read()) for k in keys]
     assert sorted(bodies) == sorted([b"".join(sent), b"later\n"])
+
+
+def test_firehose_writes_a_buffer_when_its_interval_has_elapsed(session):
+    """GIVEN a delivery stream with IntervalInSeconds 120 and a buffer far below SizeInMBs WHEN
+    a record is put THEN the object is written 120 s (sandbox time) after the record was
+    buffered, not when the round goes idle."""
+    import time
+
+    from conveyor.sandbox.sources.firehose import FirehoseDelivery
+
+    kinesis = stream(session)
+    s3 = session.client("s3")
+    s3.create_bucket(Bucket="archive")
+    interval = 120
+    route = Route(
+        kind="firehose",
+        source="Archive",
+        queue_url="firehose:archive",
+        queue_arn=STREAM_ARN,
+        function_logical_id="",
+        options={
+            "name": "archive",
+            "bucket": "archive",
+            "prefix": "readings/",
+            "error_prefix": "errors/",
+            "compression": "UNCOMPRESSED",
+            "size_mib": 5,
+            "interval_s": interval,
+            "kms_key": None,
+        },
+    )
+    deployed = Deployment(stacks={STACK: DeployedStack(name=STACK, template={}, routes=[route])})
+    events = []
+    with Runtime(
+        deployed, session=session, event_sources=(FirehoseDelivery,), on_event=events.append
+    ) as rt:
+        put = time.time()
+        kinesis.put_record(StreamName=STREAM, PartitionKey="k", Data=b"one\n")
+        rt.pump()
+    (deliver,) = [e for e in events if e.kind == "deliver"]
+    assert deliver.timestamp - put >= interval
+    assert deliver.details["reason"] == "buffering interval elapsed"
+    (only,) = s3.list_objects_v2(Bucket="archive")["Contents"]
+    assert s3.get_object(Bucket="archive", Key=only["Key"])["Body"].read() == b"one\n"
