@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +113,13 @@ def require_broker(brokers: Any, *names: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(f"a local broker is missing in CI: {detail}")
     pytest.skip(f"a local broker is missing: {detail}")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _real_time_after_each_module() -> Iterator[None]:
+    """A runtime a test module left open keeps the sandbox clock ahead of real time: each
+    module ends on real time, so the next one's clients, brokers and subprocesses agree."""
+    yield
+    from conveyor.sandbox.clock import sandbox_clock
+
+    sandbox_clock().reset()

@@ -11,10 +11,15 @@ runtime's own schedule then all see AWS's timing without waiting for it.
 
 - ``time.monotonic`` and ``time.perf_counter`` stay real (time-machine does not patch them):
   durations in traces and benchmarks are real durations.
-- The clock never goes backwards: it only runs ahead of real time (by the sum of its jumps,
-  :attr:`SandboxClock.ahead_s`). Once started it stays on for the life of the process, so
-  that timestamps moto stored (a message's ``visible_at``) stay consistent after a runtime
-  closes and when the next one opens.
+- The clock never goes backwards while a runtime is open: it only runs ahead of real time
+  (by the sum of its jumps, :attr:`SandboxClock.ahead_s`). When the last open runtime closes,
+  the wall clock is real again (the jumps end with the sandbox: a client in the same process,
+  ``conveyor logs`` or a test, then reads real time, as the brokers and the other processes do).
+  A timestamp that moto stored under an earlier runtime may then lie ahead of the next one's
+  clock; the pump's jumps are computed from such stored moments (an in-flight message's
+  visibility), so what is due still comes back.
+- A timestamp stamped on the real clock outside the process (a Kafka record's ``CreateTime``
+  by librdkafka or the broker) is mapped onto sandbox time by :meth:`SandboxClock.sandbox_time_of`.
 - Timestamps a user sees (trace events, ``.conveyor/sandbox.log``, CloudWatch log events,
   SQS ``SentTimestamp``) are sandbox time: after a jump they are ahead of the real clock.
 
@@ -40,22 +45,50 @@ class SandboxClock:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._travel: time_machine.travel | None = None
         self._traveller: time_machine.Traveller | None = None
+        self._users = 0
         self._ahead_ns = 0
         self._due: list[float] = []
+        # (real epoch ns at the jump, the jump in ns), in order: maps a real timestamp that
+        # something outside the process stamped (a broker, librdkafka) onto sandbox time.
+        self._jumps: list[tuple[int, int]] = []
 
     # -- lifetime -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Make the wall clock the sandbox clock (idempotent); it ticks from real now."""
+        """One more user (a :class:`~conveyor.sandbox.runtime.Runtime`): the wall clock is the
+        sandbox clock until the last user :meth:`stop` s; the first user starts it at real now."""
         with self._lock:
+            self._users += 1
             if self._traveller is not None:
                 return
-            traveller = time_machine.travel(
-                (time.time_ns() + self._ahead_ns) / 1e9, tick=True
-            ).start()
+            travel = time_machine.travel(time.time_ns() / 1e9, tick=True)
+            traveller = travel.start()
             traveller.time_ns()  # anchor the tick now, not at the first reading
-            self._traveller = traveller
+            self._travel, self._traveller = travel, traveller
+
+    def stop(self) -> None:
+        """One user fewer; with the last one the wall clock is real again (the jumps end)."""
+        with self._lock:
+            self._users = max(0, self._users - 1)
+            if self._users == 0:
+                self._end()
+
+    def reset(self) -> None:
+        """Back to real time whoever still uses the clock (a test's safety net against a
+        runtime that was never closed)."""
+        with self._lock:
+            self._users = 0
+            self._end()
+
+    def _end(self) -> None:
+        if self._travel is not None:
+            self._travel.stop()
+        self._travel = self._traveller = None
+        self._ahead_ns = 0
+        self._due.clear()
+        self._jumps.clear()
 
     @property
     def running(self) -> bool:
@@ -69,6 +102,22 @@ class SandboxClock:
 
     def __call__(self) -> float:
         return self.now()
+
+    @staticmethod
+    def real_now() -> float:
+        """Real wall-clock time, epoch seconds (what brokers and C libraries stamp)."""
+        if time_machine.escape_hatch.is_travelling():
+            return time_machine.escape_hatch.time.time()
+        return time.time()
+
+    def sandbox_time_of(self, real_epoch_s: float) -> float:
+        """The sandbox time of a moment stamped on the real clock (a Kafka record's
+        ``CreateTime`` stamped by librdkafka or the broker): the real moment plus the jumps
+        made before it, so its age on the sandbox clock counts the jumps made since."""
+        real_ns = int(real_epoch_s * 1e9)
+        with self._lock:
+            ahead = sum(delta for at, delta in self._jumps if at <= real_ns)
+        return (real_ns + ahead) / 1e9
 
     @property
     def ahead_s(self) -> float:
@@ -102,6 +151,7 @@ class SandboxClock:
             delta_ns = int(delta * 1e9) + 1_000_000  # 1 ms past: `now > due` holds after it
             self._traveller.shift(delta_ns / 1e9)
             self._ahead_ns += delta_ns
+            self._jumps.append((int(self.real_now() * 1e9), delta_ns))
         return delta_ns / 1e9
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 __all__ = [
     "LambdaInvoker",
+    "delete_expired_sqs_messages",
     "route_lambda_invocations",
     "scale_step_functions_retries",
     "serialize_lambda_tasks",
@@ -70,6 +71,48 @@ def speed_up_moto_sqs() -> Callable[[], None]:
 
     def undo() -> None:
         setattr(backend, "is_message_valid_based_on_retention_period", original)  # noqa: B010
+
+    return undo
+
+
+def delete_expired_sqs_messages() -> Callable[[], None]:
+    """Make SQS delete a message once it is older than its queue's ``MessageRetentionPeriod``,
+    as SQS does; return a function that undoes it.
+
+    moto checks retention only inside ``ReceiveMessage``, after it has marked the message
+    received: the expired message is not returned, but it stays in the queue, in flight again
+    (its receive count up, its visibility timeout restarted) after every receive, for ever.
+    This removes the expired messages of a queue before each ``ReceiveMessage`` of it, on the
+    sandbox clock (moto's ``unix_time``). Process-wide, idempotent.
+    """
+    from moto.core.utils import unix_time
+    from moto.sqs import models
+
+    backend = models.SQSBackend
+    original = backend.receive_message
+    if getattr(original, "_conveyor_expiry", False):
+        return lambda: None
+
+    def receive_message(self: Any, queue_name: str, *args: Any, **kwargs: Any) -> Any:
+        queue = self.get_queue(queue_name)
+        retention = getattr(queue, "message_retention_period", None)
+        if isinstance(retention, int):
+            now = unix_time()
+            expired = [
+                m
+                for m in queue._messages
+                if m.sent_timestamp is not None and retention + m.sent_timestamp / 1000 <= now
+            ]
+            for message in expired:
+                queue._messages.remove(message)
+                queue.pending_messages.discard(message)
+        return original(self, queue_name, *args, **kwargs)
+
+    receive_message._conveyor_expiry = True  # type: ignore[attr-defined]
+    setattr(backend, "receive_message", receive_message)  # noqa: B010 - moto's method
+
+    def undo() -> None:
+        setattr(backend, "receive_message", original)  # noqa: B010
 
     return undo
 

@@ -40,6 +40,7 @@ from conveyor.sandbox.faults import Faults
 from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.moto_patches import (
+    delete_expired_sqs_messages,
     route_lambda_invocations,
     scale_step_functions_retries,
     serialize_lambda_tasks,
@@ -120,7 +121,8 @@ class Runtime:
     ) -> None:
         self.deployment = deployment
         self._region = deployment.region
-        sandbox_clock().start()  # the wall clock is the sandbox clock from now on
+        sandbox_clock().start()  # the wall clock is the sandbox clock until close()
+        self._holds_clock = True
         self._session = session or boto3.session.Session(
             region_name=deployment.region,
             aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
@@ -159,6 +161,7 @@ class Runtime:
         self._undo_patches = [
             route_lambda_invocations(self._invoke_for_moto),
             serialize_lambda_tasks(),
+            delete_expired_sqs_messages(),  # SQS deletes a message past its retention period
         ]
         if retry_scale is not None:
             self._undo_patches.append(scale_step_functions_retries(retry_scale))
@@ -240,6 +243,9 @@ class Runtime:
         gc.collect()  # handlers' broker clients (librdkafka threads) go with their modules
         while self._undo_patches:
             self._undo_patches.pop()()
+        if self._holds_clock:
+            self._holds_clock = False
+            sandbox_clock().stop()  # the last open runtime gives the process real time back
 
     def _invoke_for_moto(self, function: str, body: bytes) -> tuple[bytes, str | None] | None:
         """moto's Lambda ``Invoke`` of ``function`` (name, ARN, or ARN with a qualifier):

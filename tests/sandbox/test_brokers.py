@@ -16,6 +16,7 @@ import moto
 import pytest
 
 from conveyor.lambdas.tours.tours import contract
+from conveyor.sandbox.clock import sandbox_clock
 from conveyor.sandbox.deployer import deploy
 from conveyor.sandbox.model import Deployment
 from conveyor.sandbox.runtime import Runtime, TraceEvent
@@ -196,6 +197,45 @@ def test_a_poison_record_goes_to_the_on_failure_queue_after_the_retries(world: W
     assert failure["requestContext"]["approximateInvokeCount"] == 4  # 1 + 3 retries
     (info,) = failure["KafkaBatchInfo"]["recordsInfo"].values()
     assert info["firstRecordOffset"] == info["lastRecordOffset"]
+
+
+def _failure_conditions(world: World) -> list[str]:
+    messages = (
+        world.kafka.client("sqs")
+        .receive_message(QueueUrl=world.kafka.output("FailureQueueUrl"), MaxNumberOfMessages=10)
+        .get("Messages", [])
+    )
+    return [json.loads(m["Body"])["requestContext"]["condition"] for m in messages]
+
+
+def test_a_kafka_record_produced_after_the_sandbox_clock_jumped_hours_is_delivered(
+    world: World,
+) -> None:
+    """librdkafka stamps records on the real clock; the sandbox clock runs hours ahead after a
+    jump. A fresh record is still fresh: the mapping's MaximumRecordAgeInSeconds (1 h, the
+    construct's default) must not send it to the on-failure queue."""
+    clock = sandbox_clock()
+    clock.advance_to(clock.now() + 2 * 3600)
+    world.kafka.post(tour_booking("after-jump"), "corr-after-jump")
+    report = world.runtime.pump()
+    assert world.kafka.sends("after-jump") == 1
+    assert report.on_failure == 0
+    assert "RecordAgeExceeded" not in _failure_conditions(world)
+
+
+def test_a_kafka_record_left_waiting_past_its_maximum_age_goes_to_the_on_failure_queue(
+    world: World,
+) -> None:
+    """A record that waits longer than MaximumRecordAgeInSeconds before a poll (here: the
+    sandbox clock jumps 2 h between the produce and the pump) is skipped, unprocessed, to the
+    on-failure destination with condition RecordAgeExceeded, as Lambda documents it."""
+    world.kafka.post(tour_booking("too-old"), "corr-too-old")
+    clock = sandbox_clock()
+    clock.advance_to(clock.now() + 2 * 3600)
+    report = world.runtime.pump()
+    assert world.kafka.sends("too-old") == 0
+    assert report.on_failure == 1
+    assert "RecordAgeExceeded" in _failure_conditions(world)
 
 
 def test_the_consumers_log_every_line_with_the_producers_correlation_id(world: World) -> None:

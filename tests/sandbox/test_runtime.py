@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 import textwrap
 import time
@@ -23,6 +24,7 @@ import pytest
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
+from conveyor.sandbox.clock import sandbox_clock
 from conveyor.sandbox.execution import ExecutionEnvironment
 from conveyor.sandbox.model import (
     ACCOUNT_ID,
@@ -764,6 +766,55 @@ def test_a_failed_record_comes_back_after_the_visibility_timeout(
     assert report.clock_advanced_s > 0
     (release,) = kinds(traces, "release")
     assert release.message_ids == (flaky,)
+
+
+def test_a_message_that_keeps_failing_is_deleted_when_its_retention_period_ends(
+    aws: Aws, probe: Probe, make_runtime: Callable[..., Runtime]
+) -> None:
+    """No redrive policy, a record that always fails: SQS deletes the message once it is older
+    than the queue's MessageRetentionPeriod (300 s), so with a 180 s visibility timeout it is
+    received at 0 s and 180 s, and is gone before 360 s."""
+    queue = aws.queue("retention", visibility_timeout=180)
+    aws.sqs.set_queue_attributes(QueueUrl=queue[0], Attributes={"MessageRetentionPeriod": "300"})
+    fn = function(
+        probe.code_dir, "Worker", "probe_pkg.handler.partial", {"PROBE_LOG": str(probe.log)}
+    )
+    runtime = make_runtime(
+        deployment([fn], [sqs_route(queue, "Worker", report_batch_item_failures=True)])
+    )
+    aws.send(queue[0], "poison")
+
+    report = runtime.pump()
+
+    assert [(e["count"], e["ok"]) for e in probe.entries()] == [(1, False), (2, False)]
+    assert report.idle
+    attributes = aws.sqs.get_queue_attributes(QueueUrl=queue[0], AttributeNames=["All"])
+    assert attributes["Attributes"]["ApproximateNumberOfMessages"] == "0"
+    assert attributes["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def _real_epoch_s() -> int:
+    """The real wall clock, read outside this process (``date``)."""
+    return int(subprocess.check_output(["date", "+%s"], text=True))
+
+
+def test_the_wall_clock_is_real_again_when_the_last_open_runtime_closes(
+    aws: Aws, probe: Probe
+) -> None:
+    """A jump lasts as long as the sandbox: once every runtime is closed, a client in the same
+    process (``conveyor logs``, a test) reads the same time as the brokers and other processes."""
+    queue = aws.queue("clock-scope")
+    fn = function(probe.code_dir, "Worker", "probe_pkg.handler.partial", {})
+    first = Runtime(deployment([fn], [sqs_route(queue, "Worker")]))
+    second = Runtime(deployment([fn], [sqs_route(queue, "Worker")]))
+    clock = sandbox_clock()
+    clock.advance_to(time.time() + 3600)
+    assert time.time() - _real_epoch_s() >= 3590
+    first.close()
+    first.close()  # closing twice does not give the other runtime's clock back
+    assert time.time() - _real_epoch_s() >= 3590
+    second.close()
+    assert abs(time.time() - _real_epoch_s()) < 5
 
 
 def test_a_delayed_message_is_delivered_when_its_delay_ends(

@@ -198,9 +198,14 @@ class KafkaPartitionPoller:
         batch = partition.work[0]
         taken = len(batch.records)
         if route.max_record_age_s >= 0:
-            now_ms = time.time() * 1000
+            # The record's timestamp is on the real clock (the producer's librdkafka or the
+            # broker stamps it): its age is measured on the sandbox clock, jumps included.
+            clock = self.delivery.sandbox_clock
+            now_s = clock.now()
             expired = [
-                r for r in batch.records if now_ms - r["timestamp"] > route.max_record_age_s * 1000
+                r
+                for r in batch.records
+                if now_s - clock.sandbox_time_of(r["timestamp"] / 1000) > route.max_record_age_s
             ]
             if expired and expired == batch.records[: len(expired)]:
                 self._give_up(
