@@ -14,6 +14,12 @@ This module holds :class:`Runtime`, which builds them and runs the delivery roun
 (:meth:`Runtime.pump`).
 
 Every step is reported as a :class:`TraceEvent` to ``on_event``.
+
+**Concurrency.** By default one invocation runs at a time, in the caller's thread.
+``Runtime(concurrency=N)`` models Lambda's scaling of SQS pollers: up to N batches of one
+function run at once, each in its own thread and execution environment (one per slot, with its
+own module copies and globals), at most one batch per message group on a FIFO queue, capped by
+``ReservedConcurrentExecutions`` and ``ScalingConfig.MaximumConcurrency``; see :class:`Runtime`.
 """
 
 from __future__ import annotations

@@ -24,23 +24,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto import mock_aws
 
+from conveyor.sandbox.model import REGION
 from conveyor.sandbox.runtime import Runtime, TraceEvent
-from tests.sandbox.test_runtime import (  # noqa: F401 - fixtures
+from tests.sandbox.test_runtime import (
     ROOT,
     Aws,
     _metric_total,
-    aws,
-    boto_session,
     deployment,
-    fake_env,
     function,
     kinds,
-    make_runtime,
     sqs_route,
-    traces,
 )
+from tests.support.aws import FAKE_CREDENTIALS, fake_aws_env
 
 SYNC_MODULE = "conveyor_test_sync"
 MEET_TIMEOUT_S = 10.0
@@ -119,11 +118,49 @@ class GroupWatch:
             del self._active[number]
 
 
+@pytest.fixture(scope="module")
+def boto_session() -> boto3.session.Session:
+    return boto3.session.Session(
+        aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=FAKE_CREDENTIALS["AWS_SESSION_TOKEN"],
+        region_name=REGION,
+    )
+
+
 @pytest.fixture
-def sync_point(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
+def aws(monkeypatch: pytest.MonkeyPatch, boto_session: boto3.session.Session) -> Iterator[Aws]:
+    fake_aws_env(monkeypatch, REGION)
+    with mock_aws():
+        yield Aws(boto_session)
+
+
+@pytest.fixture
+def traces() -> list[TraceEvent]:
+    return []
+
+
+@pytest.fixture
+def make_runtime(
+    traces: list[TraceEvent], boto_session: boto3.session.Session
+) -> Iterator[Callable[..., Runtime]]:
+    created: list[Runtime] = []
+
+    def make(deployed: Any, **options: Any) -> Runtime:
+        runtime = Runtime(deployed, session=boto_session, on_event=traces.append, **options)
+        created.append(runtime)
+        return runtime
+
+    yield make
+    for runtime in created:
+        runtime.close()
+
+
+@pytest.fixture
+def sync_point(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module = types.ModuleType(SYNC_MODULE)
     monkeypatch.setitem(sys.modules, SYNC_MODULE, module)
-    yield module
+    return module
 
 
 @pytest.fixture
@@ -159,7 +196,9 @@ def test_two_batches_of_one_function_run_at_once_in_separate_environments(
     sync_point.POINT = meeting = Meeting(parties=2)
     queue = aws.queue("orders")
     fn = function(code_dir, "Worker", "race_pkg.handler.meet")
-    runtime = make_runtime(deployment([fn], [sqs_route(queue, "Worker", batch_size=1)]), concurrency=2)
+    runtime = make_runtime(
+        deployment([fn], [sqs_route(queue, "Worker", batch_size=1)]), concurrency=2
+    )
     # Two deliveries of the same order (standard queues deliver at least once).
     body = json.dumps({"orderId": "o-1", "event": "created"})
     aws.send(queue[0], body, body)
@@ -241,6 +280,26 @@ def test_reserved_concurrency_and_maximum_concurrency_cap_the_batches_at_once(
     assert aws.depth(queue[0]) == 0
 
 
+def test_reserved_concurrency_zero_throttles_the_function(
+    aws: Aws,
+    code_dir: Path,
+    sync_point: types.ModuleType,
+    make_runtime: Callable[..., Runtime],
+    traces: list[TraceEvent],
+) -> None:
+    queue = aws.queue("orders")
+    fn = function(code_dir, "Worker", "race_pkg.handler.plain", reserved_concurrency=0)
+    runtime = make_runtime(deployment([fn], [sqs_route(queue, "Worker")]))
+    aws.send(queue[0], "m1")
+
+    report = runtime.pump()
+
+    assert report.invocations == 0
+    assert aws.depth(queue[0]) == 1
+    [warning] = kinds(traces, "warning")
+    assert "ReservedConcurrentExecutions 0" in warning.details["problem"]
+
+
 def test_default_concurrency_runs_one_invocation_at_a_time(
     aws: Aws,
     code_dir: Path,
@@ -275,7 +334,9 @@ def _order_pipeline_asset(tmp_path: Path) -> Path:
     """lambdas/order_pipeline staged as CDK bundles it: the handler package with its own
     copy of the handler kit next to it (so each environment has a private kit)."""
     asset = tmp_path / "order_pipeline_asset"
-    shutil.copytree(ROOT / "lambdas" / "order_pipeline" / "order_pipeline", asset / "order_pipeline")
+    shutil.copytree(
+        ROOT / "lambdas" / "order_pipeline" / "order_pipeline", asset / "order_pipeline"
+    )
     shutil.copytree(ROOT / "lambdas" / "handler_kit" / "handler_kit", asset / "handler_kit")
     return asset
 
@@ -300,7 +361,9 @@ def test_order_pipeline_applies_an_order_once_when_two_copies_race(
             "POWERTOOLS_METRICS_NAMESPACE": "Conveyor",
         },
     )
-    route = sqs_route(queue, "OrderPipeline", batch_size=1, fifo=True, report_batch_item_failures=True)
+    route = sqs_route(
+        queue, "OrderPipeline", batch_size=1, fifo=True, report_batch_item_failures=True
+    )
     runtime = make_runtime(deployment([fn], [route]), concurrency=2)
     order = {
         "orderId": "o-1",

@@ -426,9 +426,7 @@ class Delivery:
     ) -> None:
         self._worker.active = True
         try:
-            result = environment.invoke(
-                payload, request_id=request_id, attempt=1, concurrent=True
-            )
+            result = environment.invoke(payload, request_id=request_id, attempt=1, concurrent=True)
         except BaseException as exc:  # the sandbox's own failure: answered as one
             result = InvocationResult(
                 function=environment.spec.logical_id,

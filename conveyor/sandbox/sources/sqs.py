@@ -77,6 +77,15 @@ class SqsPoller:
         self._held: dict[tuple[str, str], _Held] = {}
 
     def pump(self, stack: DeployedStack, route: Route, target: ExecutionEnvironment) -> int:
+        if target.spec.reserved_concurrency == 0:  # AWS: every invocation is throttled
+            self.delivery.warn_once(
+                f"throttled:{stack.name}:{route.source}",
+                stack=stack.name,
+                route=route,
+                problem=f"{target.spec.logical_id} has ReservedConcurrentExecutions 0: every "
+                "invocation is throttled, the messages stay in the queue",
+            )
+            return 0
         queue = self.delivery.queues.get(route.queue_url)
         if self.delivery.concurrency_for(route, target) > 1:
             return self._pump_concurrently(stack, route, target, queue)
