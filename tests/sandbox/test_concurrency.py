@@ -15,7 +15,9 @@ private per environment).
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import sys
 import textwrap
 import threading
@@ -27,6 +29,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from conveyor.sandbox.model import REGION
 from conveyor.sandbox.runtime import Runtime, TraceEvent
@@ -344,6 +347,49 @@ def _order_pipeline_asset(tmp_path: Path) -> Path:
 def test_order_pipeline_applies_an_order_once_when_two_copies_race(
     aws: Aws, tmp_path: Path, make_runtime: Callable[..., Runtime], traces: list[TraceEvent]
 ) -> None:
+    _race_two_copies_of_an_order(aws, tmp_path, make_runtime, traces)
+
+
+def test_order_pipeline_race_against_a_moto_server(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    boto_session: boto3.session.Session,
+    traces: list[TraceEvent],
+) -> None:
+    """The same race with the handlers' calls served by a moto server's threads."""
+    fake_aws_env(monkeypatch, REGION)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    created: list[Runtime] = []
+
+    def make(deployed: Any, **options: Any) -> Runtime:
+        runtime = Runtime(
+            deployed,
+            session=boto_session,
+            endpoint_url=endpoint,
+            on_event=traces.append,
+            **options,
+        )
+        created.append(runtime)
+        return runtime
+
+    try:
+        _race_two_copies_of_an_order(
+            Aws(boto_session, endpoint_url=endpoint), tmp_path, make, traces
+        )
+    finally:
+        for runtime in created:
+            runtime.close()
+        server.stop()
+
+
+def _race_two_copies_of_an_order(
+    aws: Aws, tmp_path: Path, make_runtime: Callable[..., Runtime], traces: list[TraceEvent]
+) -> None:
     aws.dynamodb.create_table(
         TableName="orders",
         KeySchema=[{"AttributeName": "orderId", "KeyType": "HASH"}],
@@ -405,3 +451,6 @@ def test_order_pipeline_applies_an_order_once_when_two_copies_race(
     assert report.records_processed == 2
     assert aws.depth(queue[0]) == 0
     assert not kinds(traces, "retry", "dead-letter")
+    # The functions' environments stayed in their threads.
+    assert "ORDERS_TABLE" not in os.environ
+    assert "AWS_ENDPOINT_URL" not in os.environ

@@ -323,8 +323,8 @@ class ThreadEnviron:
         return the previous binding."""
         if self._view is None:
             raise RuntimeError("ThreadEnviron.install() first")
-        encode_key = os.environ.encodekey  # type: ignore[attr-defined]
-        encode_value = os.environ.encodevalue  # type: ignore[attr-defined]
+        encode_key = os.environ.encodekey
+        encode_value = os.environ.encodevalue
         view = (
             None
             if environment is None
