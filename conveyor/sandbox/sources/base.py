@@ -152,44 +152,19 @@ class Delivery:
     ) -> None:
         if self._on_event is None:
             return
-        with self._lock:
-            self._emit(
-                kind,
-                stack=stack,
-                route=route,
-                function=function,
-                message_ids=message_ids,
-                duration_ms=duration_ms,
-                details=details,
-                invocation=invocation,
-            )
-
-    def _emit(
-        self,
-        kind: str,
-        *,
-        stack: str | None,
-        route: Route | None,
-        function: str | None,
-        message_ids: tuple[str, ...],
-        duration_ms: float | None,
-        details: dict[str, Any] | None,
-        invocation: InvocationResult | None,
-    ) -> None:
-        assert self._on_event is not None
-        self._on_event(
-            TraceEvent(
-                timestamp=time.time(),
-                kind=kind,
-                stack=stack,
-                route=route.source if route is not None else None,
-                function=function or (route.function_logical_id if route is not None else None),
-                message_ids=message_ids,
-                duration_ms=duration_ms,
-                details=details or {},
-                invocation=invocation,
-            )
+        event = TraceEvent(
+            timestamp=time.time(),
+            kind=kind,
+            stack=stack,
+            route=route.source if route is not None else None,
+            function=function or (route.function_logical_id if route is not None else None),
+            message_ids=message_ids,
+            duration_ms=duration_ms,
+            details=details or {},
+            invocation=invocation,
         )
+        with self._lock:  # one trace at a time, from any thread
+            self._on_event(event)
 
     def trace(
         self,
