@@ -50,6 +50,7 @@ MEET_TIMEOUT_S = 10.0
 HANDLER_PY = '''
 """Test handlers: each record meets the others through the test's sync module."""
 
+import json
 import threading
 
 import conveyor_test_sync as sync
@@ -72,6 +73,23 @@ def by_group(event, context):
 
 def plain(event, context):
     return None
+
+
+def calls_other(event, context):
+    """Meets the other invocation, then invokes the Echo function synchronously."""
+    import boto3
+
+    for record in event["Records"]:
+        sync.POINT.meet(record["body"], id(ENVIRONMENT), threading.get_ident())
+        response = boto3.client("lambda").invoke(
+            FunctionName="sandbox-Echo", Payload=json.dumps({"body": record["body"]})
+        )
+        sync.POINT.log.append(("echo", json.loads(response["Payload"].read())))
+    return None
+
+
+def echo(event, context):
+    return {"echo": event["body"]}
 '''
 
 
@@ -253,6 +271,33 @@ def test_fifo_groups_run_in_parallel_but_a_group_never_overlaps_itself(
     assert report.records_processed == 6
     assert aws.depth(queue[0]) == 0
     assert not kinds(traces, "warning", "retry")
+
+
+def test_a_concurrent_invocation_can_invoke_a_function_synchronously(
+    aws: Aws,
+    code_dir: Path,
+    sync_point: types.ModuleType,
+    make_runtime: Callable[..., Runtime],
+    traces: list[TraceEvent],
+) -> None:
+    """Lambda ``Invoke`` from a handler of a concurrent batch runs the other function in that
+    invocation's thread (the pump, waiting for the batches, does not block it)."""
+    sync_point.POINT = meeting = Meeting(parties=2)
+    queue = aws.queue("orders")
+    caller = function(code_dir, "Caller", "race_pkg.handler.calls_other")
+    echo = function(code_dir, "Echo", "race_pkg.handler.echo")
+    route = sqs_route(queue, "Caller", batch_size=1)
+    runtime = make_runtime(deployment([caller, echo], [route]), concurrency=2)
+    aws.send(queue[0], "m1", "m2")
+
+    report = runtime.pump()
+
+    assert [entry[3] for entry in meeting.log if entry[0] == "exit"] == [True, True]
+    echoes = sorted(entry[1]["echo"] for entry in meeting.log if entry[0] == "echo")
+    assert echoes == ["m1", "m2"]
+    assert report.functions["Caller"].invocations == 2
+    assert report.functions["Echo"].invocations == 2
+    assert aws.depth(queue[0]) == 0
 
 
 @pytest.mark.parametrize(
