@@ -27,6 +27,9 @@ What each fault means in AWS terms:
   does not delete: the messages come back with the same message id and a higher receive count
   once their visibility timeout elapses (made to elapse at once, as the runtime does for failed
   records), so the handler sees a redelivery, and ``maxReceiveCount`` still applies.
+- :meth:`Faults.rendezvous` — the next calls of an operation wait for each other before any is
+  sent: concurrent invocations (``Runtime(concurrency=N)``) reach the service at the same
+  moment, as two Lambda environments can (a race of two conditional writes).
 - :meth:`Faults.crash_after` — the invocation dies (as a process crash or a timeout does) right
   after the function's ``calls``-th successful AWS call: the effects so far stay, the batch fails
   as a whole and comes back. The crash is a :class:`SandboxCrash`, a ``BaseException``, so the
@@ -182,6 +185,44 @@ class Faults:
             fault.fired += 1
             fault.calls.append(name)
             return _error_response(service, error_code, f"Rate exceeded (injected: {name})")
+
+        with self._active(self._before, hook):
+            yield fault
+
+    @contextlib.contextmanager
+    def rendezvous(
+        self,
+        service: str,
+        operation: str,
+        *,
+        parties: int = 2,
+        timeout_s: float = 30.0,
+        function: str | None = None,
+    ) -> Iterator[Fault]:
+        """The next ``parties`` calls of ``service``'s ``operation`` made by handlers
+        (``function``: only that one) wait for each other, up to ``timeout_s``, before any is
+        sent. ``fired`` counts the calls that met the others; a call left alone (the others
+        never came: invocations that do not run at once) goes on after the timeout and is
+        recorded in ``calls`` as ``"<operation> (alone)"``."""
+        barrier = threading.Barrier(parties, timeout=timeout_s)
+        fault = Fault("rendezvous", f"{service}:{operation} x{parties}", parties)
+
+        def hook(called_service: str, name: str, _params: Any) -> Any:
+            if called_service != service or name != operation or not self._running(function):
+                return None
+            with self._lock:
+                if fault.exhausted or len(fault.calls) >= parties:
+                    return None
+                fault.calls.append(name)
+            try:
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                with self._lock:
+                    fault.calls.append(f"{name} (alone)")
+                return None
+            with self._lock:
+                fault.fired += 1
+            return None
 
         with self._active(self._before, hook):
             yield fault

@@ -39,6 +39,8 @@ class FunctionSpec:
     on_failure_queue_url: str | None = None
     # Where Lambda writes its logs: LoggingConfig.LogGroup, else /aws/lambda/<name>.
     log_group: str = ""
+    # ReservedConcurrentExecutions (None: not set): caps the runtime's ``concurrency``.
+    reserved_concurrency: int | None = None
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Route:
     batching_window_s: int = 0
     report_batch_item_failures: bool = False
     fifo: bool = False
+    # kind "sqs": ScalingConfig.MaximumConcurrency (None: not set), caps ``concurrency``.
+    maximum_concurrency: int | None = None
     # kind "kinesis" (a Kinesis event source mapping; queue_url is "", queue_arn the stream)
     # and "dynamodb-streams" (a DynamoDB Streams mapping; queue_arn the table's stream ARN):
     # where a new mapping starts, bisect, retries (-1: forever), maximum record age (-1: none),

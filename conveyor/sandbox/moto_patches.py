@@ -4,6 +4,8 @@
 - :func:`route_lambda_invocations`: moto's Lambda ``Invoke`` (what its Step Functions
   interpreter calls for ``lambda:invoke`` tasks) runs the sandbox's in-process handlers.
 - :func:`scale_step_functions_retries`: the interpreter's Retry waits, scaled down.
+- :func:`serialize_moto_requests`: one moto request at a time (concurrent invocations), so
+  that each API call is atomic, as AWS's are (a DynamoDB conditional write, an SQS receive).
 - :func:`use_conveyor_filters`: every EventBridge delivery decision, ``TestEventPattern`` and
   every SNS filter-policy decision by :mod:`conveyor.patterns`; patterns and policies
   validated by :mod:`conveyor.constructs.filters` when a rule or a subscription is created.
@@ -19,15 +21,17 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 __all__ = [
     "LambdaInvoker",
+    "RequestLock",
     "delete_expired_sqs_messages",
     "route_lambda_invocations",
     "scale_step_functions_retries",
     "serialize_lambda_tasks",
+    "serialize_moto_requests",
     "speed_up_moto_sqs",
     "use_conveyor_filters",
 ]
@@ -114,7 +118,100 @@ def delete_expired_sqs_messages() -> Callable[[], None]:
     def undo() -> None:
         setattr(backend, "receive_message", original)  # noqa: B010
 
+
+class RequestLock:
+    """A re-entrant lock that a thread can also give up entirely for a while
+    (:meth:`suspended`): moto's Lambda ``Invoke`` runs a handler whose own calls may be served
+    by other threads (a moto server)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._owner: int | None = None
+        self._depth = 0
+
+    def acquire(self) -> None:
+        me = threading.get_ident()
+        with self._condition:
+            if self._owner == me:
+                self._depth += 1
+                return
+            while self._owner is not None:
+                self._condition.wait()
+            self._owner, self._depth = me, 1
+
+    def release(self) -> None:
+        with self._condition:
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._condition.notify()
+
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        """Release it entirely if this thread holds it; hold it again (as deep) afterwards."""
+        me = threading.get_ident()
+        with self._condition:
+            held = self._depth if self._owner == me else 0
+            if held:
+                self._owner, self._depth = None, 0
+                self._condition.notify()
+        try:
+            yield
+        finally:
+            if held:
+                with self._condition:
+                    while self._owner is not None:
+                        self._condition.wait()
+                    self._owner, self._depth = me, held
+
+
+_REQUEST_LOCKS: list[RequestLock] = []  # the installed one, if any (serialize_moto_requests)
+
+
+def serialize_moto_requests() -> Callable[[], None]:
+    """Serve one moto request at a time, process-wide (in-process ``mock_aws`` and a
+    ``ThreadedMotoServer`` of this process); return a function that undoes it.
+
+    Each AWS API call is atomic: two concurrent conditional writes of one DynamoDB item, or
+    two receives of one SQS queue, never interleave. moto's backends are plain Python objects
+    (a condition check and the write it guards are separate steps), so concurrent
+    invocations (``Runtime(concurrency=N)``) take this lock around every request. A handler
+    run by moto's Lambda ``Invoke`` runs with it released (:func:`route_lambda_invocations`).
+    Nested installs share the first lock.
+    """
+    from moto.core.responses import BaseResponse
+
+    if _REQUEST_LOCKS:
+        lock = _REQUEST_LOCKS[-1]
+    else:
+        lock = RequestLock()
+        original = BaseResponse._dispatch
+
+        def _dispatch(self: Any, *args: Any, **kwargs: Any) -> Any:
+            lock.acquire()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                lock.release()
+
+        _dispatch._conveyor_original = original  # type: ignore[attr-defined]
+        setattr(BaseResponse, "_dispatch", _dispatch)  # noqa: B010 - replacing moto's method
+    _REQUEST_LOCKS.append(lock)
+
+    def undo() -> None:
+        if lock in _REQUEST_LOCKS:
+            _REQUEST_LOCKS.remove(lock)
+        if not _REQUEST_LOCKS:
+            patched = BaseResponse._dispatch
+            setattr(  # noqa: B010
+                BaseResponse, "_dispatch", getattr(patched, "_conveyor_original", patched)
+            )
+
     return undo
+
+
+def _requests_unlocked() -> contextlib.AbstractContextManager[None]:
+    return _REQUEST_LOCKS[-1].suspended() if _REQUEST_LOCKS else contextlib.nullcontext()
 
 
 def route_lambda_invocations(invoker: LambdaInvoker) -> Callable[[], None]:
@@ -143,7 +240,8 @@ def route_lambda_invocations(invoker: LambdaInvoker) -> Callable[[], None]:
         response_headers: Any,
     ) -> Any:
         raw = body if isinstance(body, bytes) else str(body or "").encode()
-        answer = invoker(function_name, raw)
+        with _requests_unlocked():  # the handler's own requests may be served elsewhere
+            answer = invoker(function_name, raw)
         if answer is None:
             return unpatched(self, function_name, qualifier, body, headers, response_headers)
         payload, function_error = answer

@@ -14,6 +14,12 @@ This module holds :class:`Runtime`, which builds them and runs the delivery roun
 (:meth:`Runtime.pump`).
 
 Every step is reported as a :class:`TraceEvent` to ``on_event``.
+
+**Concurrency.** By default one invocation runs at a time, in the caller's thread.
+``Runtime(concurrency=N)`` models Lambda's scaling of SQS pollers: up to N batches of one
+function run at once, each in its own thread and execution environment (one per slot, with its
+own module copies and globals), at most one batch per message group on a FIFO queue, capped by
+``ReservedConcurrentExecutions`` and ``ScalingConfig.MaximumConcurrency``; see :class:`Runtime`.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from conveyor.sandbox.clock import sandbox_clock
 from conveyor.sandbox.execution import FAKE_CREDENTIALS, ExecutionEnvironment, Host, LambdaContext
-from conveyor.sandbox.execution.isolation import FINDER
+from conveyor.sandbox.execution.isolation import FINDER, install_thread_state
 from conveyor.sandbox.faults import Faults
 from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
@@ -44,6 +50,7 @@ from conveyor.sandbox.moto_patches import (
     route_lambda_invocations,
     scale_step_functions_retries,
     serialize_lambda_tasks,
+    serialize_moto_requests,
     speed_up_moto_sqs,
 )
 from conveyor.sandbox.sources import EVENT_SOURCES, Delivery, EventSource, EventSourceFactory
@@ -99,11 +106,25 @@ class Runtime:
     :param on_invocation: called after every invocation with its
         :class:`~conveyor.sandbox.logs.InvocationRecord` (source, function, records, result):
         e.g. :meth:`conveyor.sandbox.logs.SandboxLog.invocation`.
+    :param concurrency: how many invocations of one function may run at once (default 1: one
+        at a time, in the caller's thread). With N > 1, an SQS event source mapping runs up to
+        N batches at once, as Lambda scales its pollers: each in its own thread and its own
+        execution environment (a function gets one environment per slot, with its own module
+        copies and globals, as separate Lambda environments are separate processes); on a
+        FIFO queue at most one batch per message group is in flight (SQS's ordering), groups
+        run in parallel. Capped per function by ``ReservedConcurrentExecutions`` and per
+        mapping by ``ScalingConfig.MaximumConcurrency`` when the template sets them. Every
+        moto request is then atomic (one at a time, as AWS API calls are:
+        :func:`~conveyor.sandbox.moto_patches.serialize_moto_requests`); receives, deletes,
+        traces and counters stay in the pump's thread. Other sources (SNS, EventBridge,
+        streams) still deliver one invocation at a time.
 
     moto's Lambda ``Invoke`` (used by its Step Functions interpreter for ``lambda:invoke``
     tasks) runs these functions in-process while the runtime is open.
     Not thread-safe: one pump or invoke at a time (invocations from moto's interpreter
-    threads take the runtime's lock).
+    threads take the runtime's lock; with ``concurrency`` > 1, the pump's own worker threads
+    run the concurrent invocations, and a handler's synchronous Lambda ``Invoke`` from one of
+    them runs in that thread, in a free environment of the function).
     """
 
     def __init__(
@@ -118,8 +139,12 @@ class Runtime:
         event_sources: Sequence[EventSourceFactory] = EVENT_SOURCES,
         retry_scale: float | None = STEP_FUNCTIONS_RETRY_SCALE,
         on_invocation: Callable[[InvocationRecord], None] | None = None,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, not {concurrency}")
         self.deployment = deployment
+        self.concurrency = concurrency
         self._region = deployment.region
         sandbox_clock().start()  # the wall clock is the sandbox clock until close()
         self._holds_clock = True
@@ -147,6 +172,7 @@ class Runtime:
             session=self._session,
             endpoint_url=endpoint_url,
             on_invocation=on_invocation,
+            concurrency=concurrency,
         )
         # Fault injection (conveyor.sandbox.faults) on the handlers' clients and on this SQS client.
         self.faults = Faults(lambda: FINDER.current, sqs)
@@ -166,6 +192,9 @@ class Runtime:
         if retry_scale is not None:
             self._undo_patches.append(scale_step_functions_retries(retry_scale))
         self.retry_scale = retry_scale
+        if concurrency > 1:
+            install_thread_state()  # per-thread os.environ and Powertools metrics state
+            self._undo_patches.append(serialize_moto_requests())
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -238,7 +267,7 @@ class Runtime:
             closer = getattr(source, "close", None)
             if callable(closer):
                 closer()
-        for target in self._functions.values():
+        for target in [*self._functions.values(), *self._delivery.environments()]:
             target.discard()
         gc.collect()  # handlers' broker clients (librdkafka threads) go with their modules
         while self._undo_patches:
@@ -259,7 +288,9 @@ class Runtime:
         except ValueError:
             error = InvocationError("Runtime.UnmarshalError", "the payload is not JSON")
             return json.dumps(error.payload(str(uuid.uuid4()))).encode(), "Unhandled"
-        with self._lock:
+        # From a concurrent invocation's thread, the pump holds the lock and waits for it.
+        lock = contextlib.nullcontext() if self._delivery.in_worker() else self._lock
+        with lock:
             result = self._delivery.invoke(
                 candidates[0], event, request_id=str(uuid.uuid4()), attempt=1
             )
@@ -350,8 +381,23 @@ class Runtime:
                 core.register_component(
                     "data_loader", self._session._session.get_component("data_loader")
                 )
-            self._handler_session = boto3.session.Session(
-                botocore_session=core, region_name=self._region
-            )
+            session = boto3.session.Session(botocore_session=core, region_name=self._region)
+            if self.concurrency > 1:
+                _serialize_client_creation(session)
             self.faults.install(core.get_component("event_emitter"))
+            self._handler_session = session
         return self._handler_session
+
+
+def _serialize_client_creation(session: Any) -> None:
+    """Clients and resources of ``session`` created one at a time: a botocore session is not
+    thread-safe while it builds a client (clients themselves are)."""
+    lock = threading.RLock()  # resource() builds its client with client()
+    for name in ("client", "resource"):
+        method = getattr(session, name)
+
+        def locked(*args: Any, _method: Any = method, **kwargs: Any) -> Any:
+            with lock:
+                return _method(*args, **kwargs)
+
+        setattr(session, name, locked)

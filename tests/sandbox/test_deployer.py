@@ -781,3 +781,40 @@ def test_missing_assembly_and_unknown_stack(aws: None, tmp_path: Path) -> None:
     root = write_assembly(tmp_path, {"Unit": {"Resources": {"Queue": QUEUE}}})
     with pytest.raises(AssemblyError, match="no stack 'Other'"):
         deploy(root, stack_names=["Other"])
+
+
+def test_reserved_and_maximum_concurrency_reach_the_runtime(aws: None, tmp_path: Path) -> None:
+    function = {
+        "Type": "AWS::Lambda::Function",
+        "Properties": {**FUNCTION["Properties"], "ReservedConcurrentExecutions": 4},
+    }
+    template = {
+        "Conditions": {"IsProd": {"Fn::Equals": ["dev", "prod"]}},
+        "Resources": {
+            "Role": ROLE,
+            "Queue": QUEUE,
+            "Function": function,
+            "Capped": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    "FunctionName": {"Ref": "Function"},
+                    "ScalingConfig": {"MaximumConcurrency": 2},
+                },
+            },
+            "Uncapped": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["Queue", "Arn"]},
+                    "FunctionName": {"Ref": "Function"},
+                },
+            },
+        },
+    }
+    root = write_assembly(tmp_path, {"Unit": template}, assets={"abc123": "app"})
+    stack = deploy(root).stacks["Unit"]
+
+    assert stack.functions["Function"].reserved_concurrency == 4
+    routes = {route.source: route for route in stack.routes}
+    assert routes["Capped"].maximum_concurrency == 2
+    assert routes["Uncapped"].maximum_concurrency is None

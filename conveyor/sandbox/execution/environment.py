@@ -16,6 +16,15 @@ and stderr are captured into the :class:`InvocationResult` (Powertools JSON logs
 metrics), and ``boto3.DEFAULT_SESSION`` is a session of the sandbox; all of it is restored
 afterwards. A handler cannot be interrupted in-process: an invocation longer than the
 function's timeout is turned into a timeout error afterwards (and its environment discarded).
+
+**Concurrent invocations** (``invoke(..., concurrent=True)``, ``Runtime(concurrency=N)``): each
+runs in its own thread, in an environment of its own (one :class:`ExecutionEnvironment` per
+concurrency slot of a function: separate module copies, as separate Lambda environments are
+separate processes). Its ``os.environ``, output capture, current function and Powertools
+Metrics state are bound to its thread (:mod:`.isolation`), not swapped process-wide; a cold
+start imports the handler under a process-wide lock with the sys.modules and logger swaps of
+a sequential invocation. Not per thread: the logger namespace of ``logging.getLogger`` calls
+made while the handler runs (after its import) and Powertools' cold-start flags.
 """
 
 from __future__ import annotations
@@ -30,6 +39,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 import traceback
 import types
@@ -45,7 +55,9 @@ import boto3
 
 from conveyor.sandbox.execution.context import LambdaContext
 from conveyor.sandbox.execution.isolation import (
+    ENVIRON,
     FINDER,
+    METRICS,
     STDERR,
     STDOUT,
     PrivateLoggerManager,
@@ -69,6 +81,9 @@ FAKE_CREDENTIALS = {
 _HOST_PREFIXES_REMOVED = ("AWS_", "POWERTOOLS_", "LAMBDA_", "_X_AMZN_", "_AWS_XRAY")
 _HOST_NAMES_REMOVED = frozenset({"_HANDLER"})
 _MODULE_COUNTER = itertools.count(1)
+# Imports of concurrent invocations, one at a time: loading a handler hides the host's copies
+# of the function's top-level names from sys.modules and swaps the logger namespace.
+_LOAD_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -183,16 +198,26 @@ class ExecutionEnvironment:
         self.metrics_state = {}
         self.logger_manager = None
 
-    def invoke(self, payload: Any, *, request_id: str, attempt: int) -> InvocationResult:
-        """Run the handler once with ``payload`` (already a private JSON copy)."""
+    def invoke(
+        self, payload: Any, *, request_id: str, attempt: int, concurrent: bool = False
+    ) -> InvocationResult:
+        """Run the handler once with ``payload`` (already a private JSON copy).
+
+        ``concurrent``: other invocations may be running in other threads meanwhile (see the
+        module docstring); this one must be the only one of this environment."""
         stdout, stderr = io.StringIO(), io.StringIO()
         response: Any = None
         error: InvocationError | None = None
         cold = self.handler is None
         started = time.perf_counter()
-        with self.activated(stdout, stderr):
+        activation = self.activated_in_thread if concurrent else self.activated
+        with activation(stdout, stderr):
             try:
-                handler = self.load()
+                if concurrent and cold:
+                    with _LOAD_LOCK, self._loading():
+                        handler = self.load()
+                else:
+                    handler = self.load()
             except InitError as exc:
                 error = exc.error
             else:
@@ -270,17 +295,16 @@ class ExecutionEnvironment:
         saved_session = boto3.DEFAULT_SESSION
         saved_streams = sys.stdout, sys.stderr
         out_token, err_token = STDOUT.capture(stdout), STDERR.capture(stderr)
-        saved_current = FINDER.current
+        finder_token = FINDER.activate(self)
         saved_bytecode = sys.dont_write_bytecode
         try:
             boto3.DEFAULT_SESSION = self.host.handler_session()
             sys.stdout, sys.stderr = STDOUT, STDERR
-            FINDER.current = self
             sys.dont_write_bytecode = True  # never write __pycache__ into cdk.out
             yield
         finally:
             sys.dont_write_bytecode = saved_bytecode
-            FINDER.current = saved_current
+            FINDER.deactivate(finder_token)
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
             sys.stdout, sys.stderr = saved_streams
@@ -291,6 +315,43 @@ class ExecutionEnvironment:
             logging.Logger.manager = saved_manager
             restore_modules(self.private_names, hidden)
             replace_environ(saved_environ)
+
+    @contextlib.contextmanager
+    def activated_in_thread(self, stdout: TextIO, stderr: TextIO) -> Iterator[None]:
+        """The function's execution environment for one invocation in this thread only,
+        while others may run in other threads (:func:`~.isolation.install_thread_state`
+        installed; ``sys.stdout`` / ``sys.stderr`` and ``boto3.DEFAULT_SESSION`` set by the
+        caller for the duration of the concurrent invocations)."""
+        environ_token = ENVIRON.bind(self.lambda_environment())
+        out_token, err_token = STDOUT.bind(stdout), STDERR.bind(stderr)
+        finder_token = FINDER.bind(self)
+        metrics_token = METRICS.bind(self.metrics_state)
+        try:
+            yield
+        finally:
+            METRICS.rebind(metrics_token)
+            FINDER.unbind(finder_token)
+            STDOUT.bind(out_token)
+            STDERR.bind(err_token)
+            ENVIRON.rebind(environ_token)
+
+    @contextlib.contextmanager
+    def _loading(self) -> Iterator[None]:
+        """What importing the handler needs process-wide (under ``_LOAD_LOCK``): the host's
+        copies of the function's top-level names hidden, its logger namespace, no bytecode."""
+        hidden = hide_modules(self.private_names)
+        saved_manager = logging.Logger.manager
+        if self.logger_manager is None:
+            self.logger_manager = PrivateLoggerManager(saved_manager, self.private_names)
+        logging.Logger.manager = self.logger_manager
+        saved_bytecode = sys.dont_write_bytecode
+        try:
+            sys.dont_write_bytecode = True
+            yield
+        finally:
+            sys.dont_write_bytecode = saved_bytecode
+            logging.Logger.manager = saved_manager
+            restore_modules(self.private_names, hidden)
 
     def _run(
         self, handler: Callable[[Any, Any], Any], payload: Any, request_id: str

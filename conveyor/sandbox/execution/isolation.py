@@ -1,7 +1,13 @@
 """Process-wide plumbing that gives each in-process function its own execution environment:
 output routing (:class:`StreamRouter`), private imports of its code (:class:`AliasFinder`),
 a private logger namespace (:class:`PrivateLoggerManager`), Powertools' class-level metrics
-and cold-start state, ``os.environ`` and ``sys.modules`` swaps."""
+and cold-start state, ``os.environ`` and ``sys.modules`` swaps.
+
+Concurrent invocations (``Runtime(concurrency=N)``) run in threads of their own: what a handler
+reads while it runs is then bound to its thread instead of swapped process-wide
+(:meth:`StreamRouter.bind`, :meth:`AliasFinder.bind`, and, once :func:`install_thread_state`
+ran, ``os.environ`` (:data:`ENVIRON`) and Powertools' Metrics state (:data:`METRICS`)). A
+thread that bound nothing sees the process-wide state, as before."""
 
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ import os
 import sys
 import threading
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, Protocol, TextIO
 
 
@@ -40,16 +46,30 @@ class StreamRouter(io.TextIOBase):
         self._name = name
         self._target: TextIO | None = None
         self._thread: int | None = None
+        self._local = threading.local()  # an invocation's capture, in its own thread
 
-    def capture(self, target: TextIO) -> tuple[TextIO | None, int | None]:
-        previous = (self._target, self._thread)
+    def capture(self, target: TextIO) -> tuple[Any, ...]:
+        """Route this thread's writes, and the process-wide ``sys.stdout`` of this moment, to
+        ``target`` (a sequential invocation); return what :meth:`restore` puts back."""
+        previous = (self._target, self._thread, getattr(self._local, "target", None))
         self._target, self._thread = target, threading.get_ident()
+        self._local.target = target
         return previous
 
-    def restore(self, previous: tuple[TextIO | None, int | None]) -> None:
-        self._target, self._thread = previous
+    def restore(self, previous: tuple[Any, ...]) -> None:
+        self._target, self._thread, self._local.target = previous
+
+    def bind(self, target: TextIO | None) -> TextIO | None:
+        """Route this thread's writes only to ``target`` (a concurrent invocation); return the
+        previous binding, for :meth:`bind` again."""
+        previous: TextIO | None = getattr(self._local, "target", None)
+        self._local.target = target
+        return previous
 
     def _destination(self) -> TextIO | None:
+        bound: TextIO | None = getattr(self._local, "target", None)
+        if bound is not None:
+            return bound
         if self._target is not None and threading.get_ident() == self._thread:
             return self._target
         current = getattr(sys, self._name)
@@ -97,7 +117,42 @@ class AliasFinder(importlib.abc.MetaPathFinder):
     """While a function runs, its top-level names resolve to its private copy of its code."""
 
     def __init__(self) -> None:
-        self.current: PrivateCode | None = None
+        self._current: PrivateCode | None = None
+        self._local = threading.local()
+
+    @property
+    def current(self) -> PrivateCode | None:
+        """The function running in this thread (a concurrent invocation's), else the one a
+        sequential invocation made current process-wide."""
+        if getattr(self._local, "bound", False):
+            bound: PrivateCode | None = self._local.current
+            return bound
+        return self._current
+
+    def activate(self, function: PrivateCode | None) -> tuple[Any, ...]:
+        """``function`` runs (a sequential invocation): process-wide, and in this thread;
+        return what :meth:`deactivate` puts back."""
+        previous = (
+            self._current,
+            getattr(self._local, "bound", False),
+            getattr(self._local, "current", None),
+        )
+        self._current = function
+        self._local.bound, self._local.current = True, function
+        return previous
+
+    def deactivate(self, previous: tuple[Any, ...]) -> None:
+        self._current, self._local.bound, self._local.current = previous
+
+    def bind(self, function: PrivateCode | None) -> tuple[Any, ...]:
+        """``function`` runs in this thread only (a concurrent invocation); return what
+        :meth:`unbind` puts back."""
+        previous = (getattr(self._local, "bound", False), getattr(self._local, "current", None))
+        self._local.bound, self._local.current = True, function
+        return previous
+
+    def unbind(self, previous: tuple[Any, ...]) -> None:
+        self._local.bound, self._local.current = previous
 
     def find_spec(
         self,
@@ -161,7 +216,7 @@ def swap_metrics_state(state: Mapping[str, dict[str, Any]]) -> dict[str, dict[st
     previous: dict[str, dict[str, Any]] = {}
     for name in _METRICS_STATE:
         shared = getattr(metrics_class, name, None)
-        if isinstance(shared, dict):
+        if isinstance(shared, MutableMapping):
             previous[name] = dict(shared)
             shared.clear()
             shared.update(state.get(name, {}))
@@ -198,3 +253,132 @@ def restore_modules(names: frozenset[str], hidden: Mapping[str, types.ModuleType
         for key in [k for k in sys.modules if k.partition(".")[0] in names]:
             del sys.modules[key]
     sys.modules.update(hidden)
+
+
+class _ThreadView(MutableMapping[Any, Any]):
+    """A mapping that is ``base`` for every thread except those that bound their own dict."""
+
+    def __init__(self, base: MutableMapping[Any, Any]) -> None:
+        self.base = base
+        self._local = threading.local()
+
+    def view(self) -> MutableMapping[Any, Any]:
+        bound: MutableMapping[Any, Any] | None = getattr(self._local, "view", None)
+        return self.base if bound is None else bound
+
+    def bind(self, view: MutableMapping[Any, Any] | None) -> MutableMapping[Any, Any] | None:
+        """This thread sees ``view`` (None: ``base`` again); return the previous binding."""
+        previous: MutableMapping[Any, Any] | None = getattr(self._local, "view", None)
+        self._local.view = view
+        return previous
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.view()[key]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.view()[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        del self.view()[key]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self.view()))
+
+    def __len__(self) -> int:
+        return len(self.view())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.view()
+
+    def clear(self) -> None:
+        self.view().clear()
+
+    def copy(self) -> dict[Any, Any]:
+        return dict(self.view())
+
+    def __repr__(self) -> str:
+        return repr(self.view())
+
+
+class ThreadEnviron:
+    """``os.environ`` per thread: :meth:`install` makes ``os.environ``'s storage a
+    :class:`_ThreadView`, so that a concurrent invocation reads and writes its own function's
+    environment (``os.environ``, ``os.getenv``, botocore, Powertools) while another runs.
+    ``putenv`` (what child processes inherit) stays process-wide."""
+
+    def __init__(self) -> None:
+        self._view: _ThreadView | None = None
+
+    def install(self) -> None:
+        """Idempotent; threads that bind nothing keep the process environment."""
+        data = os.environ._data  # type: ignore[attr-defined]
+        if isinstance(data, _ThreadView):
+            self._view = data
+            return
+        self._view = _ThreadView(data)
+        os.environ._data = self._view  # type: ignore[attr-defined]
+
+    def bind(self, environment: Mapping[str, str] | None) -> MutableMapping[Any, Any] | None:
+        """This thread's ``os.environ`` is ``environment`` (None: the process's again);
+        return the previous binding."""
+        if self._view is None:
+            raise RuntimeError("ThreadEnviron.install() first")
+        encode_key = os.environ.encodekey
+        encode_value = os.environ.encodevalue
+        view = (
+            None
+            if environment is None
+            else {encode_key(k): encode_value(v) for k, v in environment.items()}
+        )
+        return self._view.bind(view)
+
+    def rebind(self, previous: MutableMapping[Any, Any] | None) -> None:
+        if self._view is not None:
+            self._view.bind(previous)
+
+
+ENVIRON = ThreadEnviron()
+
+
+class ThreadMetricsState:
+    """Powertools' class-level Metrics dicts per thread: :meth:`install` replaces them by
+    :class:`_ThreadView` s (before the handlers' ``Metrics`` are created, which keep a
+    reference), so that two concurrent invocations do not flush each other's metrics."""
+
+    def __init__(self) -> None:
+        self._views: dict[str, _ThreadView] = {}
+
+    def install(self) -> None:
+        try:
+            from aws_lambda_powertools.metrics.metrics import Metrics
+        except ImportError:  # pragma: no cover - Powertools is a sandbox dependency
+            return
+        for name in _METRICS_STATE:
+            shared = getattr(Metrics, name, None)
+            if isinstance(shared, _ThreadView):
+                self._views[name] = shared
+            elif isinstance(shared, dict):
+                self._views[name] = _ThreadView(shared)
+                setattr(Metrics, name, self._views[name])
+
+    def bind(self, state: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+        """This thread's Metrics state is ``state`` (per name, filled in place; None: the
+        process's again); return the previous bindings, for :meth:`rebind`."""
+        previous = {}
+        for name, view in self._views.items():
+            previous[name] = view.bind(None if state is None else state.setdefault(name, {}))
+        return previous
+
+    def rebind(self, previous: Mapping[str, Any]) -> None:
+        for name, view in self._views.items():
+            view.bind(previous.get(name))
+
+
+METRICS = ThreadMetricsState()
+
+
+def install_thread_state() -> None:
+    """Per-thread ``os.environ`` and Powertools Metrics state, process-wide from now on
+    (idempotent): what concurrent invocations need. Threads that bind nothing are unchanged."""
+    ENVIRON.install()
+    METRICS.install()

@@ -47,6 +47,7 @@ def _lambda_function(ctx: ProviderContext, props: dict[str, Any]) -> DeployedRes
         timeout_s=int(props.get("Timeout", 3)),
         runtime=str(runtime),
         log_group=str((props.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"),
+        reserved_concurrency=_optional_int(props.get("ReservedConcurrentExecutions")),
     )
     ctx.stack.functions[ctx.logical_id] = spec
     ctx.state.functions[arn] = (ctx.stack_name, ctx.logical_id)
@@ -103,9 +104,16 @@ def _event_source_mapping(ctx: ProviderContext, props: dict[str, Any]) -> Deploy
             report_batch_item_failures="ReportBatchItemFailures"
             in (props.get("FunctionResponseTypes") or []),
             fifo=source in ctx.state.fifo_queues or source.endswith(".fifo"),
+            maximum_concurrency=_optional_int(
+                (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
+            ),
         )
     )
     return ctx.resource(mapping_id, props, Id=mapping_id, EventSourceMappingArn=arn)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None or value == "" else int(value)
 
 
 def _kinesis_route(

@@ -12,6 +12,12 @@ earliest visibility end or ``DelaySeconds`` end of a route queue's message
 (:meth:`next_due`), and :meth:`settle` traces the records whose timeout elapsed. moto's own
 redrive policy moves a message to the DLQ on the receive after its ``maxReceiveCount``-th;
 :class:`~.queues.Queues` checks the DLQ depth around that receive and reports the move.
+
+Concurrency (``Runtime(concurrency=N)``, capped by the function's
+``ReservedConcurrentExecutions`` and the mapping's ``ScalingConfig.MaximumConcurrency``): each
+``pump`` receives up to N batches and runs them at once, one execution environment each, as
+Lambda's scaled-out pollers do; on a FIFO queue SQS keeps a message group to one batch in
+flight, so groups run in parallel and a group's batches one after the other.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from conveyor.sandbox import lambda_events
 from conveyor.sandbox.execution import ExecutionEnvironment
 from conveyor.sandbox.model import DeployedStack, Route
-from conveyor.sandbox.sources.base import Delivery
+from conveyor.sandbox.sources.base import Call, Delivery
 from conveyor.sandbox.sources.queues import SQS_BATCH, RouteQueue, chunks
 from conveyor.sandbox.traces import InvocationResult
 
@@ -71,16 +77,24 @@ class SqsPoller:
         self._held: dict[tuple[str, str], _Held] = {}
 
     def pump(self, stack: DeployedStack, route: Route, target: ExecutionEnvironment) -> int:
+        if target.spec.reserved_concurrency == 0:  # AWS: every invocation is throttled
+            self.delivery.warn_once(
+                f"throttled:{stack.name}:{route.source}",
+                stack=stack.name,
+                route=route,
+                problem=f"{target.spec.logical_id} has ReservedConcurrentExecutions 0: every "
+                "invocation is throttled, the messages stay in the queue",
+            )
+            return 0
         queue = self.delivery.queues.get(route.queue_url)
+        if self.delivery.concurrency_for(route, target) > 1:
+            return self._pump_concurrently(stack, route, target, queue)
         batch = self._collect(stack, route, queue)
         messages = batch.messages
         if not messages:
             return 0
         ids = tuple(m["MessageId"] for m in messages)
-        fifo = route.fifo or queue.fifo
-        self._trace_receive(stack, route, target, queue, batch, fifo)
-        self.delivery.count(messages_received=len(messages))
-        records = [self._record(m, route, queue) for m in messages]
+        records = self._received(stack, route, target, queue, batch)
         result = self.delivery.invoke(
             target,
             lambda_events.sqs_event(records),
@@ -90,6 +104,75 @@ class SqsPoller:
             message_ids=ids,
             records=len(records),
         )
+        self._settle_batch(stack, route, target, queue, messages, records, result)
+        return len(messages)
+
+    def _pump_concurrently(
+        self, stack: DeployedStack, route: Route, target: ExecutionEnvironment, queue: RouteQueue
+    ) -> int:
+        """Up to ``concurrency_for`` batches at once, as Lambda's scaled-out pollers run them:
+        each in its own execution environment. On a FIFO queue SQS hands out no message of a
+        group while one of it is in flight, so at most one batch per message group runs."""
+        batches: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
+        in_flight_groups: set[str] = set()
+        for _ in range(self.delivery.concurrency_for(route, target)):
+            batch = self._collect(stack, route, queue)
+            if not batch.messages:
+                break
+            if route.fifo or queue.fifo:
+                groups = {_group(m) for m in batch.messages}
+                if groups & in_flight_groups:  # SQS should not have: say so, run it anyway
+                    self.delivery.warn(
+                        stack,
+                        route,
+                        target,
+                        "SQS handed out a message group already in flight",
+                        message_ids=tuple(m["MessageId"] for m in batch.messages),
+                        groups=sorted(groups & in_flight_groups),
+                    )
+                in_flight_groups |= groups
+            records = self._received(stack, route, target, queue, batch)
+            batches.append((batch.messages, records))
+        calls = [
+            Call(
+                event=lambda_events.sqs_event(records),
+                request_id=str(uuid.uuid4()),
+                message_ids=tuple(m["MessageId"] for m in messages),
+                records=len(records),
+            )
+            for messages, records in batches
+        ]
+        for index, result in self.delivery.invoke_concurrently(target, calls, route=route):
+            messages, records = batches[index]
+            self._settle_batch(stack, route, target, queue, messages, records, result)
+        return sum(len(messages) for messages, _ in batches)
+
+    def _received(
+        self,
+        stack: DeployedStack,
+        route: Route,
+        target: ExecutionEnvironment,
+        queue: RouteQueue,
+        batch: _Batch,
+    ) -> list[dict[str, Any]]:
+        """Trace and count a received batch; its records in Lambda's shape."""
+        self._trace_receive(stack, route, target, queue, batch, route.fifo or queue.fifo)
+        self.delivery.count(messages_received=len(batch.messages))
+        return [self._record(m, route, queue) for m in batch.messages]
+
+    def _settle_batch(
+        self,
+        stack: DeployedStack,
+        route: Route,
+        target: ExecutionEnvironment,
+        queue: RouteQueue,
+        messages: list[dict[str, Any]],
+        records: list[dict[str, Any]],
+        result: InvocationResult,
+    ) -> None:
+        """Lambda's handling of an invocation's outcome: delete what succeeded, leave the
+        failed records in flight until their visibility timeout."""
+        fifo = route.fifo or queue.fifo
         failed, reason = self._batch_failures(stack, route, target, result, records)
         if fifo and failed:
             self._check_fifo_order(stack, route, target, records, failed)
@@ -101,7 +184,6 @@ class SqsPoller:
             self._return_to_queue(stack, route, queue, target, returned, reason)
         self.delivery.count(records_processed=len(succeeded))
         self.delivery.count_failed(target, len(returned))
-        return len(messages)
 
     def _trace_receive(
         self,
@@ -358,6 +440,10 @@ class SqsPoller:
             # Already deleted (a late redelivery succeeded): nothing to release.
             problems.extend(response.get("Failed", []))
         return problems
+
+
+def _group(message: dict[str, Any]) -> str:
+    return str(message.get("Attributes", {}).get("MessageGroupId"))
 
 
 def moto_due_times(
