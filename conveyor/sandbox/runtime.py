@@ -149,6 +149,7 @@ class Runtime:
         # Fault injection (conveyor.sandbox.faults) on the handlers' clients and on this SQS client.
         self.faults = Faults(lambda: FINDER.current, sqs)
         self.faults.install(sqs.meta.events)
+        self._delivery.faults = self.faults
         sources = [make(self._delivery) for make in event_sources]
         self._sources: dict[str, EventSource] = {source.kind: source for source in sources}
         if FINDER not in sys.meta_path:
