@@ -82,6 +82,23 @@ class EventBridgeTargetSource(AsyncInvokeSource):
             return None, "MaximumEventAgeInSeconds"
         return delay, ""
 
+    def steady_delay(self, handover: Handover) -> float | None:
+        # the wait before attempt N is 2**(N-2) s, capped: constant once capped
+        retries = handover.attempt - 2  # made so far
+        return MAX_RETRY_DELAY_S if FIRST_RETRY_DELAY_S * 2**retries >= MAX_RETRY_DELAY_S else None
+
+    def remaining_attempts(self, handover: Handover) -> int:
+        options = handover.route.options
+        by_count = int(options.get("max_retry_attempts", DEFAULT_MAXIMUM_RETRY_ATTEMPTS)) - (
+            handover.attempt - 2
+        )
+        age_left = (
+            handover.first_attempt_at
+            + int(options.get("max_event_age_s", DEFAULT_MAXIMUM_EVENT_AGE_S))
+            - self.delivery.sandbox_clock.now()
+        )
+        return max(1, min(by_count, int(age_left // MAX_RETRY_DELAY_S)))
+
     def dead_letter_request(
         self, handover: Handover, rejection: InvokeRejection, condition: str, retries: int
     ) -> dict[str, Any] | None:
