@@ -40,6 +40,7 @@ from conveyor.sandbox.faults import Faults
 from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.moto_patches import (
+    on_sqs_delivery_failure,
     route_lambda_invocations,
     scale_step_functions_retries,
     serialize_lambda_tasks,
@@ -160,7 +161,9 @@ class Runtime:
         self._undo_patches = [
             route_lambda_invocations(self._invoke_for_moto),
             serialize_lambda_tasks(),
+            on_sqs_delivery_failure(self._sqs_delivery_failed),
         ]
+        self._uncounted: list[str] = []  # SQS endpoint failures seen outside a pump
         if retry_scale is not None:
             self._undo_patches.append(scale_step_functions_retries(retry_scale))
         self.retry_scale = retry_scale
@@ -191,6 +194,8 @@ class Runtime:
     def _pump(self, *, until_idle: bool, max_rounds: int) -> PumpReport:
         report = PumpReport()
         self._delivery.report = report
+        while self._uncounted:  # what failed since the last pump (a producer outside it)
+            self._count_sqs_failure(self._uncounted.pop())
         started = time.perf_counter()
         try:
             while report.rounds < max_rounds:
@@ -241,6 +246,23 @@ class Runtime:
         gc.collect()  # handlers' broker clients (librdkafka threads) go with their modules
         while self._undo_patches:
             self._undo_patches.pop()()
+
+    def _sqs_delivery_failed(self, details: dict[str, Any]) -> None:
+        """moto could not deliver to an SQS target / subscription (its queue does not exist):
+        trace it (``dead-letter`` or ``drop``) and count it in this or the next pump."""
+        kind = str(details.get("kind", "drop"))
+        ids = tuple(str(details[k]) for k in ("event_id", "message_id") if details.get(k))
+        self._delivery.emit(kind, message_ids=ids, details=details)
+        if self._delivery.report is None:
+            self._uncounted.append(kind)
+        else:
+            self._count_sqs_failure(kind)
+
+    def _count_sqs_failure(self, kind: str) -> None:
+        if kind == "dead-letter":
+            self._delivery.count(dead_lettered=1)
+        else:
+            self._delivery.count(dropped=1)
 
     def _invoke_for_moto(self, function: str, body: bytes) -> tuple[bytes, str | None] | None:
         """moto's Lambda ``Invoke`` of ``function`` (name, ARN, or ARN with a qualifier):

@@ -83,6 +83,7 @@ def template(
     retry_policy: dict[str, int] | None = None,
     rule_dlq: bool = True,
     subscription_dlq: bool = True,
+    sqs_endpoints: bool = False,
 ) -> dict[str, Any]:
     target: dict[str, Any] = {"Id": "ToFunction", "Arn": {"Fn::GetAtt": ["Function", "Arn"]}}
     if retry_policy is not None:
@@ -98,8 +99,34 @@ def template(
         subscription["RedrivePolicy"] = {
             "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}
         }
+    resources: dict[str, Any] = {}
+    if sqs_endpoints:  # the same rule and topic deliver to a queue too
+        queue_target: dict[str, Any] = {"Id": "ToQueue", "Arn": {"Fn::GetAtt": ["Orders", "Arn"]}}
+        queue_subscription: dict[str, Any] = {
+            "Protocol": "sqs",
+            "TopicArn": {"Ref": "Topic"},
+            "Endpoint": {"Fn::GetAtt": ["Orders", "Arn"]},
+        }
+        if rule_dlq:
+            queue_target["DeadLetterConfig"] = {"Arn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}}
+        if subscription_dlq:
+            queue_subscription["RedrivePolicy"] = {
+                "deadLetterTargetArn": {"Fn::GetAtt": ["DeadLetters", "Arn"]}
+            }
+        resources = {
+            "Orders": {"Type": "AWS::SQS::Queue"},
+            "QueueRule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {"EventPattern": {"source": ["unit"]}, "Targets": [queue_target]},
+            },
+            "QueueSubscription": {
+                "Type": "AWS::SNS::Subscription",
+                "Properties": queue_subscription,
+            },
+        }
     return {
         "Resources": {
+            **resources,
             "DeadLetters": {"Type": "AWS::SQS::Queue"},
             "Function": {
                 "Type": "AWS::Lambda::Function",
@@ -357,3 +384,52 @@ def test_a_function_error_is_not_the_services_failure_path(sandbox: Any) -> None
     assert box.dead_letters() == []
     assert report.dead_lettered == 0
     assert report.dropped == 2  # by Lambda, after its own 2 retries of each event
+
+
+# -- SQS endpoints (delivered by moto) ------------------------------------------------------
+
+
+def test_an_sqs_target_whose_queue_is_gone_sends_the_event_to_the_dlq(sandbox: Any) -> None:
+    """PutEvents succeeds (moto failed it with QueueDoesNotExist); the event is dead-lettered
+    at once: a missing target is not retried."""
+    box = sandbox(sqs_endpoints=True)
+    orders = box.stack.resources["Orders"]
+    box.sqs.delete_queue(QueueUrl=orders.physical_id)
+    with box.runtime() as runtime:
+        box.put_event({"orderId": "o-12"})  # does not raise
+        report = runtime.pump()
+    (dead,) = box.dead_letters()  # the function target got its event: nothing else here
+    found = attributes(dead)
+    assert found["RULE_ARN"] == box.stack.resources["QueueRule"].attributes["Arn"]
+    assert found["TARGET_ARN"] == orders.attributes["Arn"]
+    assert (found["ERROR_CODE"], found["RETRY_ATTEMPTS"]) == ("NO_RESOURCE", "0")
+    assert "EXHAUSTED_RETRY_CONDITION" not in found
+    assert json.loads(dead["Body"])["detail"] == {"orderId": "o-12"}
+    assert report.dead_lettered == 1
+    assert len(box.invocations()) == 1
+
+
+def test_an_sqs_subscription_whose_queue_is_gone_sends_the_message_to_its_dlq(
+    sandbox: Any,
+) -> None:
+    box = sandbox(sqs_endpoints=True)
+    box.sqs.delete_queue(QueueUrl=box.stack.resources["Orders"].physical_id)
+    with box.runtime() as runtime:
+        box.publish("order o-13")  # does not raise
+        report = runtime.pump()
+    (dead,) = box.dead_letters()
+    envelope = json.loads(dead["Body"])  # as the queue would have got it (no raw delivery)
+    assert (envelope["Type"], envelope["Message"]) == ("Notification", "order o-13")
+    assert report.dead_lettered == 1
+
+
+def test_sqs_endpoints_gone_without_dlqs_drop_and_count(sandbox: Any) -> None:
+    box = sandbox(sqs_endpoints=True, rule_dlq=False, subscription_dlq=False)
+    box.sqs.delete_queue(QueueUrl=box.stack.resources["Orders"].physical_id)
+    with box.runtime() as runtime:
+        box.put_event({"orderId": "o-14"})
+        box.publish("order o-14")
+        report = runtime.pump()
+    assert report.dropped == 2
+    drops = [t for t in box.traces if t.kind == "drop"]
+    assert sorted(t.details["service"] for t in drops) == ["events", "sns"]
