@@ -439,7 +439,7 @@ def dead_letter_missing_sqs_endpoints() -> Callable[[], None]:
             return
         except QueueDoesNotExist:
             pass
-        target = next(
+        target: dict[str, Any] = next(
             (
                 t
                 for t in self.targets

@@ -212,10 +212,12 @@ def test_eventbridge_target_throttled_on_every_invoke_goes_to_its_dlq_after_max_
     sandbox: Any,
 ) -> None:
     box = sandbox(retry_policy={"MaximumRetryAttempts": 3})
-    with box.runtime() as runtime:
-        with runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault:
-            box.put_event({"orderId": "o-1"})
-            report = runtime.pump()
+    with (
+        box.runtime() as runtime,
+        runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault,
+    ):
+        box.put_event({"orderId": "o-1"})
+        report = runtime.pump()
     (dead,) = box.dead_letters()
     assert attributes(dead) == {
         "RULE_ARN": box.stack.resources["Rule"].attributes["Arn"],
@@ -240,10 +242,12 @@ def test_eventbridge_default_retry_policy_makes_185_retries_in_sandbox_time(
     sandbox: Any,
 ) -> None:
     box = sandbox()
-    with box.runtime() as runtime:
-        with runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault:
-            box.put_event({"orderId": "o-2"})
-            runtime.pump()
+    with (
+        box.runtime() as runtime,
+        runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault,
+    ):
+        box.put_event({"orderId": "o-2"})
+        runtime.pump()
     (dead,) = box.dead_letters()
     assert attributes(dead)["RETRY_ATTEMPTS"] == "185"
     assert attributes(dead)["EXHAUSTED_RETRY_CONDITION"] == "MaximumRetryAttempts"
@@ -252,11 +256,13 @@ def test_eventbridge_default_retry_policy_makes_185_retries_in_sandbox_time(
 
 def test_eventbridge_target_gives_up_at_maximum_event_age(sandbox: Any) -> None:
     box = sandbox(retry_policy={"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 60})
-    with box.runtime() as runtime:
-        with runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault:
-            sent_at = time.time()  # sandbox time
-            box.put_event({"orderId": "o-3"})
-            runtime.pump()
+    with (
+        box.runtime() as runtime,
+        runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault,
+    ):
+        sent_at = time.time()  # sandbox time
+        box.put_event({"orderId": "o-3"})
+        runtime.pump()
     (dead,) = box.dead_letters()
     found = attributes(dead)
     assert found["EXHAUSTED_RETRY_CONDITION"] == "MaximumEventAgeInSeconds"
@@ -268,10 +274,12 @@ def test_eventbridge_target_gives_up_at_maximum_event_age(sandbox: Any) -> None:
 
 def test_eventbridge_target_without_dlq_drops_the_event_and_counts_it(sandbox: Any) -> None:
     box = sandbox(retry_policy={"MaximumRetryAttempts": 2}, rule_dlq=False)
-    with box.runtime() as runtime:
-        with runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault:
-            box.put_event({"orderId": "o-4"})
-            report = runtime.pump()
+    with (
+        box.runtime() as runtime,
+        runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault,
+    ):
+        box.put_event({"orderId": "o-4"})
+        report = runtime.pump()
     assert fault.fired == 3
     assert report.dropped == 1
     assert report.dead_lettered == 0
@@ -284,10 +292,12 @@ def test_eventbridge_target_without_dlq_drops_the_event_and_counts_it(sandbox: A
 
 def test_eventbridge_transient_throttle_is_retried_and_delivered_once(sandbox: Any) -> None:
     box = sandbox(retry_policy={"MaximumRetryAttempts": 5})
-    with box.runtime() as runtime:
-        with runtime.faults.throttle("lambda", "Invoke", target="Function", times=2) as fault:
-            box.put_event({"orderId": "o-5"})
-            report = runtime.pump()
+    with (
+        box.runtime() as runtime,
+        runtime.faults.throttle("lambda", "Invoke", target="Function", times=2) as fault,
+    ):
+        box.put_event({"orderId": "o-5"})
+        report = runtime.pump()
     assert fault.fired == 2
     (event,) = box.invocations()
     assert event["detail"] == {"orderId": "o-5"}
@@ -320,10 +330,12 @@ def test_sns_subscription_throttled_on_every_invoke_goes_to_its_dlq_after_the_po
     sandbox: Any,
 ) -> None:
     box = sandbox()
-    with box.runtime() as runtime:
-        with runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault:
-            box.publish("order o-7")
-            report = runtime.pump()
+    with (
+        box.runtime() as runtime,
+        runtime.faults.throttle("lambda", "Invoke", target="Function", times=None) as fault,
+    ):
+        box.publish("order o-7")
+        report = runtime.pump()
     (dead,) = box.dead_letters()
     envelope = json.loads(dead["Body"])  # the SNS message, as an SQS subscription gets it
     assert (envelope["Type"], envelope["Message"]) == ("Notification", "order o-7")
@@ -335,10 +347,12 @@ def test_sns_subscription_throttled_on_every_invoke_goes_to_its_dlq_after_the_po
 
 def test_sns_transient_throttle_is_retried_and_delivered_once(sandbox: Any) -> None:
     box = sandbox()
-    with box.runtime() as runtime:
-        with runtime.faults.throttle("lambda", "Invoke", target="Function", times=2) as fault:
-            box.publish("order o-8")
-            runtime.pump()
+    with (
+        box.runtime() as runtime,
+        runtime.faults.throttle("lambda", "Invoke", target="Function", times=2) as fault,
+    ):
+        box.publish("order o-8")
+        runtime.pump()
     assert fault.fired == 2
     (event,) = box.invocations()
     assert event["Records"][0]["Sns"]["Message"] == "order o-8"
