@@ -49,7 +49,7 @@ from conveyor.sandbox.assembly import StackArtifact, read_assembly, select_stack
 from conveyor.sandbox.brokers import LocalBrokers
 from conveyor.sandbox.intrinsics import NO_VALUE, IntrinsicError, Resolver, references
 from conveyor.sandbox.model import DeployedResource, DeployedStack, Deployment
-from conveyor.sandbox.moto_patches import use_conveyor_filters
+from conveyor.sandbox.moto_patches import dead_letter_missing_sqs_endpoints, use_conveyor_filters
 from conveyor.sandbox.providers import REGISTRY
 from conveyor.sandbox.providers.base import (
     Clients,
@@ -291,6 +291,7 @@ def deploy(
     :raises IntrinsicError: an intrinsic that cannot be resolved.
     """
     use_conveyor_filters()  # rules and subscriptions filter as AWS does (process-wide, kept)
+    dead_letter_missing_sqs_endpoints()  # a missing SQS endpoint: DLQ or drop (process-wide)
     assembly = read_assembly(assembly_dir)
     artifacts = select_stacks(assembly, stack_names)
     plans = [_plan(artifact) for artifact in artifacts]

@@ -23,6 +23,12 @@ What each fault means in AWS terms:
   botocore does not retry it): ``ProvisionedThroughputExceededException`` for DynamoDB,
   ``Throttling`` (SNS), ``SlowDown`` (S3), ``ThrottlingException`` (EventBridge, Kinesis,
   Firehose, Step Functions, Lambda), ``RequestThrottled`` (SQS).
+- :meth:`Faults.throttle` with ``target=`` (``throttle("lambda", "Invoke", target="Fn")``) —
+  the ``Invoke`` call that a *service* makes to deliver to the function (EventBridge's to a
+  rule target, SNS's to a subscribed function) fails, before the event reaches Lambda's
+  asynchronous event queue: ``TooManyRequestsException`` (429, retried by EventBridge's
+  ``RetryPolicy`` and SNS's delivery policy), or ``code=`` another Lambda ``Invoke`` error,
+  e.g. ``ResourceNotFoundException`` (404: not retried, straight to the dead-letter queue).
 - :meth:`Faults.lose_deletes` — the mapping's ``DeleteMessageBatch`` after a successful batch
   does not delete: the messages come back with the same message id and a higher receive count
   once their visibility timeout elapses (made to elapse at once, as the runtime does for failed
@@ -55,6 +61,7 @@ __all__ = [
     "THROTTLING_CODES",
     "Fault",
     "Faults",
+    "InvokeRejection",
     "SandboxCrash",
     "send_duplicate",
 ]
@@ -72,6 +79,33 @@ THROTTLING_CODES: dict[str, str] = {
     "lambda": "TooManyRequestsException",
 }
 _STATUS = {"s3": 503, "lambda": 429}
+# HTTP status of the Lambda Invoke errors a service-side invocation can meet (Lambda API
+# reference, Invoke: Errors); any other code is taken as a 400.
+LAMBDA_INVOKE_STATUS: dict[str, int] = {
+    "TooManyRequestsException": 429,
+    "ResourceNotFoundException": 404,
+    "AccessDeniedException": 403,
+    "InvalidParameterValueException": 400,
+    "RequestTooLargeException": 413,
+    "ResourceConflictException": 409,
+    "ServiceException": 500,
+    "EC2ThrottledException": 502,
+    "ResourceNotReadyException": 502,
+}
+
+
+@dataclass(frozen=True)
+class InvokeRejection:
+    """A service's ``Invoke`` of a function that failed (the event never reached it)."""
+
+    code: str
+    message: str
+    status: int
+
+    @property
+    def retriable(self) -> bool:
+        """Throttling (429) and server errors (5xx) are retried; other 4xx are not."""
+        return self.status == 429 or self.status >= 500
 
 
 class SandboxCrash(BaseException):
@@ -107,6 +141,8 @@ class Faults:
         self._sqs = sqs
         self._before: list[_Hook] = []
         self._after: list[_Hook] = []
+        # service-side Invoke of a function (spec) -> a rejection, or None
+        self._invokes: list[tuple[str, Callable[[Any], InvokeRejection | None], Fault]] = []
         self._lock = threading.RLock()
         self._installed: set[int] = set()
 
@@ -168,13 +204,25 @@ class Faults:
         times: int | None = 1,
         function: str | None = None,
         code: str | None = None,
+        target: str | None = None,
     ) -> Iterator[Fault]:
         """The next ``times`` calls of ``service``'s ``operation`` (botocore service name, e.g.
         ``"dynamodb"``; operation name as in the API, e.g. ``"PutItem"``, or several) made by a
         handler (``function``: only that one, by logical id or name) fail with the service's
-        throttling error (``code`` overrides it)."""
+        throttling error (``code`` overrides it).
+
+        ``target`` (only with ``"lambda"``, ``"Invoke"``): instead, the ``Invoke`` calls that
+        services make to deliver to that function (logical id, name or ARN) — EventBridge to a
+        rule target, SNS to a subscribed function — fail (``TooManyRequestsException``, or
+        ``code``, see :data:`LAMBDA_INVOKE_STATUS`)."""
         operations = {operation} if isinstance(operation, str) else set(operation)
         error_code = code or THROTTLING_CODES.get(service, "ThrottlingException")
+        if target is not None:
+            if service != "lambda" or operations != {"Invoke"}:
+                raise ValueError('target= is for throttle("lambda", "Invoke", target=...)')
+            with self._rejecting(target, error_code, times) as fault:
+                yield fault
+            return
         fault = Fault("throttle", f"{service}:{'/'.join(sorted(operations))} → {error_code}", times)
 
         def hook(called_service: str, name: str, _params: Any) -> Any:
@@ -226,6 +274,47 @@ class Faults:
 
         with self._active(self._before, hook):
             yield fault
+
+    def _rejecting(self, target: str, code: str, times: int | None) -> Iterator[Fault]:
+        fault = Fault("throttle", f"lambda:Invoke of {target} by a service → {code}", times)
+        status = LAMBDA_INVOKE_STATUS.get(code, 400)
+
+        def reject(spec: Any) -> InvokeRejection | None:
+            if fault.exhausted or not _names(target, spec):
+                return None
+            fault.fired += 1
+            fault.calls.append("Invoke")
+            what = "Rate exceeded" if status == 429 else code
+            return InvokeRejection(code, f"{what} (injected: Invoke of {spec.name})", status)
+
+        entry = (target, reject, fault)
+        with self._lock:
+            self._invokes.append(entry)
+        try:
+            yield fault
+        finally:
+            with self._lock:
+                self._invokes.remove(entry)
+
+    def service_invoke(self, spec: Any) -> InvokeRejection | None:
+        """A service invokes the function ``spec`` (a ``FunctionSpec``): the injected
+        rejection of that ``Invoke``, or None (called by the event sources)."""
+        for _, reject, _ in list(self._invokes):
+            rejection = reject(spec)
+            if rejection is not None:
+                return rejection
+        return None
+
+    def rejections_ahead(self, spec: Any) -> int | None:
+        """How many of the next service-side ``Invoke`` s of ``spec`` are sure to be rejected
+        (None: all of them), if nothing changes the faults meanwhile."""
+        ahead = 0
+        for target, _, fault in list(self._invokes):
+            if _names(target, spec) and not fault.exhausted:
+                if fault.times is None:
+                    return None
+                ahead += max(0, fault.times - fault.fired)
+        return ahead
 
     @contextlib.contextmanager
     def lose_deletes(
@@ -318,6 +407,10 @@ class Faults:
 
         with self._active(self._after, hook):
             yield fault
+
+
+def _names(target: str, spec: Any) -> bool:
+    return target in (spec.logical_id, spec.name, spec.arn)
 
 
 def _request_params(params: Any) -> dict[str, Any]:

@@ -9,6 +9,9 @@
 - :func:`use_conveyor_filters`: every EventBridge delivery decision, ``TestEventPattern`` and
   every SNS filter-policy decision by :mod:`conveyor.patterns`; patterns and policies
   validated by :mod:`conveyor.constructs.filters` when a rule or a subscription is created.
+- :func:`dead_letter_missing_sqs_endpoints`: a rule's SQS target or an SQS subscription whose
+  queue does not exist no longer fails the producer's call: the event / message goes to the
+  target's / subscription's dead-letter queue, or is dropped (listeners told).
 
 Workarounds that only reshape what moto returns (no patch of its code) live where they are
 used: the ``account`` of moto's EventBridge events (:func:`conveyor.sandbox.lambda_events.
@@ -27,7 +30,9 @@ from typing import Any
 __all__ = [
     "LambdaInvoker",
     "RequestLock",
+    "dead_letter_missing_sqs_endpoints",
     "delete_expired_sqs_messages",
+    "on_sqs_delivery_failure",
     "route_lambda_invocations",
     "scale_step_functions_retries",
     "serialize_lambda_tasks",
@@ -512,3 +517,149 @@ def serve_bootstrap_brokers(cluster_arn: str, bootstrap_servers: str) -> None:
 
     KafkaResponse.get_bootstrap_brokers = get_bootstrap_brokers  # type: ignore[attr-defined]
     KafkaResponse._conveyor_bootstrap = True  # type: ignore[attr-defined]
+
+
+# -- SQS targets and subscriptions whose queue does not exist ---------------------------------
+
+# Listeners told of each undeliverable SQS target / subscription (the runtime traces and counts).
+_SQS_DELIVERY_FAILURES: list[Callable[[dict[str, Any]], None]] = []
+
+
+def on_sqs_delivery_failure(listener: Callable[[dict[str, Any]], None]) -> Callable[[], None]:
+    """Call ``listener`` with the details of each EventBridge SQS target / SNS SQS
+    subscription delivery :func:`dead_letter_missing_sqs_endpoints` handled; return the undo."""
+    _SQS_DELIVERY_FAILURES.append(listener)
+    return lambda: _SQS_DELIVERY_FAILURES.remove(listener)
+
+
+def _notify(details: dict[str, Any]) -> None:
+    for listener in list(_SQS_DELIVERY_FAILURES):
+        with contextlib.suppress(Exception):
+            listener(details)
+
+
+def dead_letter_missing_sqs_endpoints() -> Callable[[], None]:
+    """moto fails the producer's ``PutEvents`` / ``Publish`` when a rule's SQS target or an SQS
+    subscription's queue does not exist (``QueueDoesNotExist``); AWS accepts the call and the
+    delivery fails: a client-side error, not retried (EventBridge user guide, "Event retry
+    policy and using dead-letter queues"; SNS developer guide, "Amazon SNS dead-letter queues").
+
+    - EventBridge: the event goes to the target's ``DeadLetterConfig`` queue with the attributes
+      ``RULE_ARN``, ``TARGET_ARN``, ``ERROR_CODE`` (``NO_RESOURCE``), ``ERROR_MESSAGE``,
+      ``RETRY_ATTEMPTS`` (``0``), or is dropped;
+    - SNS: the message goes, as the queue would have got it (envelope or raw), to the
+      subscription's ``RedrivePolicy`` dead-letter queue, or is dropped.
+
+    Either way the producer's call succeeds and every listener of
+    :func:`on_sqs_delivery_failure` is told (``kind``: ``"dead-letter"`` or ``"drop"``).
+    Process-wide, idempotent; returns the undo.
+    """
+    from moto.events import models as events_models
+    from moto.sns import models as sns_models
+    from moto.sqs.exceptions import QueueDoesNotExist
+    from moto.sqs.models import sqs_backends
+
+    rule_class: Any = events_models.Rule
+    subscription_class: Any = sns_models.Subscription
+    if getattr(rule_class, "_conveyor_missing_queue", False):
+        return lambda: None
+    send_to_queue = rule_class._send_to_sqs_queue
+    publish = subscription_class.publish
+
+    def send_dead_letter(arn: str, body: str, attributes: dict[str, Any]) -> str | None:
+        parts = arn.split(":")
+        try:
+            backend = sqs_backends[parts[4]][parts[3]]
+            return str(backend.send_message(parts[5], body, message_attributes=attributes).id)
+        except (IndexError, KeyError, QueueDoesNotExist):
+            return None
+
+    def rule_send(self: Any, resource_id: str, event: dict[str, Any], group_id: Any = None) -> None:
+        try:
+            send_to_queue(self, resource_id, event, group_id)
+            return
+        except QueueDoesNotExist:
+            pass
+        target: dict[str, Any] = next(
+            (
+                t
+                for t in self.targets
+                if str(t.get("Arn", "")).split(":")[2:3] == ["sqs"]
+                and str(t.get("Arn", "")).rsplit(":", 1)[-1] == resource_id
+            ),
+            {},
+        )
+        dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
+        values = {
+            "RULE_ARN": str(self.arn),
+            "TARGET_ARN": str(target.get("Arn", "")),
+            "ERROR_CODE": "NO_RESOURCE",
+            "ERROR_MESSAGE": "The specified queue does not exist.",
+            "RETRY_ATTEMPTS": "0",
+        }
+        attributes = {k: {"DataType": "String", "StringValue": v} for k, v in values.items()}
+        sent = (
+            send_dead_letter(str(dead_letter), json.dumps(event), attributes)
+            if dead_letter
+            else None
+        )
+        _notify(
+            {
+                "service": "events",
+                "kind": "dead-letter" if sent else "drop",
+                "rule": self.name,
+                "target": target.get("Id"),
+                "endpoint": values["TARGET_ARN"],
+                "dead_letter_arn": dead_letter,
+                "dead_letter_message_id": sent,
+                "error_code": "NO_RESOURCE",
+                "event_id": event.get("id"),
+            }
+        )
+
+    def subscription_publish(
+        self: Any, message: str, message_id: str, *args: Any, **kwargs: Any
+    ) -> None:
+        try:
+            publish(self, message, message_id, *args, **kwargs)
+            return
+        except QueueDoesNotExist:
+            pass
+        policy = self.attributes.get("RedrivePolicy")
+        try:
+            dead_letter = json.loads(policy).get("deadLetterTargetArn") if policy else None
+        except (ValueError, AttributeError):
+            dead_letter = None
+        sent = False
+        if dead_letter:
+            endpoint = self.endpoint
+            self.endpoint = str(dead_letter)  # the same delivery, to the dead-letter queue
+            try:
+                publish(self, message, message_id, *args, **kwargs)
+                sent = True
+            except QueueDoesNotExist:
+                sent = False
+            finally:
+                self.endpoint = endpoint
+        _notify(
+            {
+                "service": "sns",
+                "kind": "dead-letter" if sent else "drop",
+                "subscription": self.arn,
+                "endpoint": self.endpoint,
+                "dead_letter_arn": dead_letter,
+                "error_code": "AWS.SimpleQueueService.NonExistentQueue",
+                "message_id": message_id,
+            }
+        )
+
+    rule_class._send_to_sqs_queue = rule_send
+    subscription_class.publish = subscription_publish
+    rule_class._conveyor_missing_queue = True
+
+    def undo() -> None:
+        rule_class._send_to_sqs_queue = send_to_queue
+        subscription_class.publish = publish
+        rule_class._conveyor_missing_queue = False
+
+    return undo

@@ -47,6 +47,7 @@ from conveyor.sandbox.logs import InvocationRecord
 from conveyor.sandbox.model import DeployedStack, Deployment, Route
 from conveyor.sandbox.moto_patches import (
     delete_expired_sqs_messages,
+    on_sqs_delivery_failure,
     route_lambda_invocations,
     scale_step_functions_retries,
     serialize_lambda_tasks,
@@ -177,6 +178,7 @@ class Runtime:
         # Fault injection (conveyor.sandbox.faults) on the handlers' clients and on this SQS client.
         self.faults = Faults(lambda: FINDER.current, sqs)
         self.faults.install(sqs.meta.events)
+        self._delivery.faults = self.faults
         sources = [make(self._delivery) for make in event_sources]
         self._sources: dict[str, EventSource] = {source.kind: source for source in sources}
         if FINDER not in sys.meta_path:
@@ -188,7 +190,9 @@ class Runtime:
             route_lambda_invocations(self._invoke_for_moto),
             serialize_lambda_tasks(),
             delete_expired_sqs_messages(),  # SQS deletes a message past its retention period
+            on_sqs_delivery_failure(self._sqs_delivery_failed),
         ]
+        self._uncounted: list[str] = []  # SQS endpoint failures seen outside a pump
         if retry_scale is not None:
             self._undo_patches.append(scale_step_functions_retries(retry_scale))
         self.retry_scale = retry_scale
@@ -222,6 +226,8 @@ class Runtime:
     def _pump(self, *, until_idle: bool, max_rounds: int) -> PumpReport:
         report = PumpReport()
         self._delivery.report = report
+        while self._uncounted:  # what failed since the last pump (a producer outside it)
+            self._count_sqs_failure(self._uncounted.pop())
         started = time.perf_counter()
         try:
             while report.rounds < max_rounds:
@@ -275,6 +281,23 @@ class Runtime:
         if self._holds_clock:
             self._holds_clock = False
             sandbox_clock().stop()  # the last open runtime gives the process real time back
+
+    def _sqs_delivery_failed(self, details: dict[str, Any]) -> None:
+        """moto could not deliver to an SQS target / subscription (its queue does not exist):
+        trace it (``dead-letter`` or ``drop``) and count it in this or the next pump."""
+        kind = str(details.get("kind", "drop"))
+        ids = tuple(str(details[k]) for k in ("event_id", "message_id") if details.get(k))
+        self._delivery.emit(kind, message_ids=ids, details=details)
+        if self._delivery.report is None:
+            self._uncounted.append(kind)
+        else:
+            self._count_sqs_failure(kind)
+
+    def _count_sqs_failure(self, kind: str) -> None:
+        if kind == "dead-letter":
+            self._delivery.count(dead_lettered=1)
+        else:
+            self._delivery.count(dropped=1)
 
     def _invoke_for_moto(self, function: str, body: bytes) -> tuple[bytes, str | None] | None:
         """moto's Lambda ``Invoke`` of ``function`` (name, ARN, or ARN with a qualifier):

@@ -15,9 +15,10 @@ TRACE_KINDS = (
     "delete",  # messages deleted from a queue (processed)
     "retry",  # SQS: failed records returned to the queue; async: the event is retried
     "release",  # failed records visible again (their visibility timeout elapsed, sandbox time)
-    "dead-letter",  # the queue's redrive policy moved a message to its dead-letter queue
+    "dead-letter",  # a redrive policy moved a message to its DLQ (SQS), or EventBridge / SNS
+    # could not deliver an event to a function and sent it to the target's / subscription's DLQ
     "on-failure",  # an async event sent to the function's on-failure destination
-    "drop",  # an async event discarded after its retries (no on-failure destination)
+    "drop",  # an async event discarded after its retries (no on-failure destination / DLQ)
     "deliver",  # a Firehose buffer written to its destination as one object
     "execution",  # a Step Functions execution started by an event (details["execution"])
     "duplicate",  # a redelivered event whose execution already exists (not started again)
@@ -138,6 +139,7 @@ class PumpReport:
     moved_to_dlq: int = 0  # moved by a queue's redrive policy
     on_failure: int = 0  # async events sent to an on-failure destination
     dropped: int = 0  # async events discarded
+    dead_lettered: int = 0  # events EventBridge / SNS sent to a target's / subscription's DLQ
     released: int = 0  # failed SQS records made visible again
     idle: bool = False  # True: the pump stopped because nothing moved any more
     clock_advanced_s: float = 0.0  # how far the pump jumped the sandbox clock (idle rounds)

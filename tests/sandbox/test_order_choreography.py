@@ -148,3 +148,27 @@ def test_an_event_with_a_broken_envelope_ends_in_the_services_failure_queue(chor
     assert demo.queue_depth("StockFailureQueueUrl") == 1
     assert demo.queue_depth("FacturationFailureQueueUrl") == 1
     assert demo.available("SKU-A") == 10
+
+
+def test_a_service_whose_invoke_is_throttled_gets_the_event_in_the_routers_dlq(choreography):
+    """EventBridge cannot invoke Stock (throttled on every Invoke): the rule's target retry
+    policy of the template (1 hour, 185 attempts) runs out by age in sandbox time, the event
+    lands in the router's dead-letter queue with EventBridge's attributes, and the other
+    services still get it."""
+    demo, _ = choreography
+    stock = demo.output("StockFunctionName")
+    with demo.runtime.faults.throttle("lambda", "Invoke", target=stock, times=None):
+        demo.place("o-20", "c-20", [("SKU-A", 1, 100)])
+    assert demo.available("SKU-A") == 10  # Stock never ran
+    assert demo.invoice("o-20") is not None  # Facturation did
+    sqs = demo.client("sqs")
+    (dead,) = sqs.receive_message(
+        QueueUrl=demo.output("DeadLetterQueueUrl"),
+        MaxNumberOfMessages=10,
+        MessageAttributeNames=["All"],
+    )["Messages"]
+    found = {k: v["StringValue"] for k, v in dead["MessageAttributes"].items()}
+    assert found["ERROR_CODE"] == "THROTTLING"
+    assert found["EXHAUSTED_RETRY_CONDITION"] == "MaximumEventAgeInSeconds"
+    assert found["TARGET_ARN"].endswith(f":function:{stock}")
+    assert json.loads(dead["Body"])["detail-type"] == contract.ORDER_CREATED

@@ -90,7 +90,7 @@ def _event_rule(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource
     rule_arn = str(events.put_rule(**request)["RuleArn"])
     targets = []
     for target in props.get("Targets") or []:
-        kept = _rule_target(ctx, dict(target))
+        kept = _rule_target(ctx, dict(target), rule_arn)
         if kept is not None:
             targets.append(kept)
     if targets:
@@ -101,14 +101,41 @@ def _event_rule(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource
     return ctx.resource(physical_id, props, Arn=rule_arn)
 
 
-def _function_target(ctx: ProviderContext, target: dict[str, Any], arn: str) -> dict[str, Any]:
-    """An internal queue in place of the function, and a route from it."""
+def _function_target(
+    ctx: ProviderContext, target: dict[str, Any], arn: str, rule_arn: str
+) -> dict[str, Any]:
+    """An internal queue in place of the function, and a route from it; the route keeps what
+    EventBridge does when its ``Invoke`` fails: the target's ``RetryPolicy`` and
+    ``DeadLetterConfig`` (:func:`delivery_options`)."""
     target_id = str(target.get("Id", ""))
     function = ctx.function_for(arn, f"Targets[{target_id}].Arn")
     _, queue_arn = route_through_internal_queue(ctx, "events", function, ctx.logical_id, target_id)
+    ctx.stack.routes[-1].options.update(delivery_options(target, arn, rule_arn))
     target = {k: v for k, v in target.items() if k not in ("RoleArn",)}
     target["Arn"] = queue_arn
     return target
+
+
+# EventBridge's RetryPolicy defaults (AWS::Events::Rule RetryPolicy; EventBridge user guide,
+# "Event retry policy and using dead-letter queues"): 185 retries, 24 hours.
+DEFAULT_MAXIMUM_RETRY_ATTEMPTS = 185
+DEFAULT_MAXIMUM_EVENT_AGE_S = 86_400
+
+
+def delivery_options(target: Mapping[str, Any], arn: str, rule_arn: str) -> dict[str, Any]:
+    """The route options of a rule target's delivery: ``rule_arn``, ``target_arn``,
+    ``max_retry_attempts``, ``max_event_age_s`` and ``dead_letter_arn`` (None: no DLQ)."""
+    policy = target.get("RetryPolicy") or {}
+    dead_letter = (target.get("DeadLetterConfig") or {}).get("Arn")
+    return {
+        "rule_arn": rule_arn,
+        "target_arn": arn,
+        "max_retry_attempts": int(
+            policy.get("MaximumRetryAttempts", DEFAULT_MAXIMUM_RETRY_ATTEMPTS)
+        ),
+        "max_event_age_s": int(policy.get("MaximumEventAgeInSeconds", DEFAULT_MAXIMUM_EVENT_AGE_S)),
+        "dead_letter_arn": str(dead_letter) if dead_letter else None,
+    }
 
 
 def _state_machine_target(ctx: ProviderContext, target: dict[str, Any], arn: str) -> dict[str, Any]:
@@ -133,7 +160,9 @@ def _state_machine_target(ctx: ProviderContext, target: dict[str, Any], arn: str
     return target
 
 
-def _rule_target(ctx: ProviderContext, target: dict[str, Any]) -> dict[str, Any] | None:
+def _rule_target(
+    ctx: ProviderContext, target: dict[str, Any], rule_arn: str
+) -> dict[str, Any] | None:
     """The target to put on the rule (possibly an internal queue), or None when skipped."""
     arn = str(target.get("Arn", ""))
     target_id = str(target.get("Id", ""))
@@ -152,7 +181,7 @@ def _rule_target(ctx: ProviderContext, target: dict[str, Any]) -> dict[str, Any]
         )
         return None
     if service == "lambda":
-        return _function_target(ctx, target, arn)
+        return _function_target(ctx, target, arn, rule_arn)
     if service == "states" and resource.startswith("stateMachine:"):
         return _state_machine_target(ctx, target, arn)
     if service == "sqs" or (service == "events" and resource.startswith("event-bus/")):

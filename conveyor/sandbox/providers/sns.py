@@ -81,12 +81,27 @@ def _subscribe(ctx: ProviderContext, props: Mapping[str, Any], endpoint: str, *,
     return str(response["SubscriptionArn"])
 
 
+def _dead_letter_arn(props: Mapping[str, Any]) -> str | None:
+    """``RedrivePolicy.deadLetterTargetArn`` (a JSON string or an object), or None."""
+    policy = props.get("RedrivePolicy")
+    if isinstance(policy, str):
+        try:
+            policy = json.loads(policy)
+        except ValueError:
+            return None
+    arn = policy.get("deadLetterTargetArn") if isinstance(policy, dict) else None
+    return str(arn) if arn else None
+
+
 def _function_subscription(ctx: ProviderContext, props: dict[str, Any]) -> DeployedResource:
     """A function's subscription: an internal queue subscribed in its place, and a route."""
     function = ctx.function_for(str(props.get("Endpoint", "")), "Endpoint")
     fifo = str(props.get("TopicArn", "")).endswith(".fifo")
     url, queue_arn = route_through_internal_queue(ctx, "sns", function, ctx.logical_id, fifo=fifo)
+    route = ctx.stack.routes[-1]
     arn = _subscribe(ctx, props, queue_arn, raw=False)
+    # What SNS does when its Invoke of the function fails: the subscription's DLQ.
+    route.options.update(target_arn=function.arn, dead_letter_arn=_dead_letter_arn(props))
     return ctx.resource(arn, props, Arn=arn, InternalQueueUrl=url)
 
 

@@ -119,6 +119,9 @@ class Delivery:
         self._on_event = on_event
         self._warned: set[str] = set()
         self.queues = Queues(self)
+        # The runtime's fault injector (conveyor.sandbox.faults.Faults), set by the runtime:
+        # sources ask it whether a service-side Invoke of a function is rejected.
+        self.faults: Any = None
 
     def client(self, service: str) -> Any:
         """A client of the sandbox's session (Kinesis, S3...), created once."""
