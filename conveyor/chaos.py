@@ -21,6 +21,7 @@ status is 1 when a case fails, 2 when none fails but a topology is not covered.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -519,9 +520,443 @@ class ImagePipeline(Topology):
         )
 
 
+# -- the other topologies: one shape, counted at their destinations ------------------------------
+
+
+def _token() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def _failure_queues(box: Sandbox, stack: Any) -> set[str]:
+    """Every queue of a stack where an input can end up instead of its destination: the
+    outputs named ``*FailureQueueUrl`` / ``DeadLetterQueueUrl``, the functions' on-failure
+    destinations and ``DEAD_LETTER_QUEUE_URL``, the mapped queues' redrive DLQs."""
+    sqs = box.client("sqs")
+    urls = {
+        value
+        for name, value in stack.outputs.items()
+        if name.endswith("FailureQueueUrl") or name == "DeadLetterQueueUrl"
+    }
+    for spec in stack.functions.values():
+        if spec.on_failure_queue_url:
+            urls.add(spec.on_failure_queue_url)
+        if spec.environment.get("DEAD_LETTER_QUEUE_URL"):
+            urls.add(spec.environment["DEAD_LETTER_QUEUE_URL"])
+    for route in stack.routes:
+        if route.kind == "sqs" and route.queue_url:
+            redrive = _dead_letter_url(sqs, route.queue_url)
+            if redrive:
+                urls.add(redrive)
+        if route.on_failure_arn and route.on_failure_arn.startswith("arn:aws:sqs:"):
+            name = route.on_failure_arn.rsplit(":", 1)[-1]
+            urls.add(str(sqs.get_queue_url(QueueName=name)["QueueUrl"]))
+    return {u for u in urls if u}
+
+
+def _copy_identity(copy: dict[str, Any]) -> str:
+    """What tells two copies of one failed delivery apart from copies of two deliveries: the
+    dead-lettered message's id (handler DLQs), or the failed request's payload (Lambda's
+    on-failure records), or the body."""
+    source = copy.get("MessageAttributes", {}).get("SourceMessageId", {}).get("StringValue")
+    if source:
+        return f"message:{source}"
+    body = copy.get("Body", "")
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        record = json.loads(body)
+        if isinstance(record, dict) and "requestPayload" in record:
+            return "payload:" + json.dumps(record["requestPayload"], sort_keys=True)
+    return f"body:{body}"
+
+
+def _reason_of(copy: dict[str, Any]) -> str:
+    reason = copy.get("MessageAttributes", {}).get("ErrorReason", {}).get("StringValue")
+    if reason:
+        return str(reason)
+    with contextlib.suppress(ValueError, TypeError, AttributeError):
+        record = json.loads(copy.get("Body", ""))
+        if isinstance(record, dict):
+            context = record.get("requestContext") or {}
+            error = (record.get("responsePayload") or {}).get("errorType")
+            if context.get("condition"):
+                return f"on-failure: {context['condition']} {error or ''}".strip()
+            info = record.get("KafkaBatchInfo") or record.get("DDBStreamBatchInfo")
+            if info is not None:
+                return f"on-failure: {record.get('requestContext', {}).get('condition', 'batch')}"
+    return "redrive policy (no reason)"
+
+
+class _Tokened(Topology):
+    """A topology whose every input carries a unique token (an id in the payload): copies in
+    its failure queues are matched to inputs by that token, destinations are read per token."""
+
+    def __init__(self, box: Sandbox) -> None:
+        super().__init__(box)
+        self.sqs = box.client("sqs")
+        self.dynamodb = box.client("dynamodb")
+        self.failure_queues = sorted(_failure_queues(box, self.stack))
+
+    def function(self, handler: str) -> Any:
+        (spec,) = [s for s in self.stack.functions.values() if s.handler == handler]
+        return spec
+
+    def drain_failures(self) -> dict[str, list[dict[str, Any]]]:
+        return {url: _drain(self.sqs, url) for url in self.failure_queues}
+
+    def extra_dead_letters(self, tokens: list[str]) -> tuple[Counter[str], Counter[str]]:
+        """Inputs dead-lettered elsewhere than an SQS queue (token -> copies, reasons)."""
+        return Counter(), Counter()
+
+    def run(
+        self,
+        case: str,
+        send: Callable[[str], list[str]],
+        count: Callable[[list[str]], tuple[set[str], set[str], int, str]],
+        *,
+        fault: Callable[[], Any] | None = None,
+    ) -> Outcome:
+        """``send(prefix)`` sends the case's inputs (each token starting with ``prefix``) and
+        returns their tokens; ``count(tokens)`` reads the destinations: (tokens with their
+        effect, tokens counted as drops, duplicate effects, note)."""
+        outcome = Outcome(self.name, case)
+        self.drain_failures()  # what earlier cases left is not this case's
+        prefix = f"{case.replace(' ', '-')[:10]}-{_token()}"
+        before = Counter(self.box.metrics.totals)
+        self._metrics_before = before
+        with fault() if fault else _nothing() as fired:
+            if fired is not None:
+                outcome.faults.extend(fired if isinstance(fired, list) else [fired])
+            tokens = send(prefix)
+            self.box.runtime.pump()
+        outcome.sent = len(set(tokens))
+        processed, drops, duplicates, note = count(tokens)
+        outcome.note += note
+        copies = self.drain_failures()
+        dead: Counter[str] = Counter()
+        identities: Counter[tuple[str, str, str]] = Counter()
+        for url, messages in copies.items():
+            for copy in messages:
+                body = copy.get("Body", "")
+                matched = [t for t in tokens if t in body]
+                token = max(matched, key=len) if matched else None
+                outcome.reasons[_reason_of(copy)[:60]] += 1
+                if token is None:
+                    outcome.note += "a failure-queue copy of no input of this case; "
+                    outcome.duplicates += 1
+                    continue
+                dead[token] += 1
+                identities[(url, token, _copy_identity(copy))] += 1
+        extra, reasons = self.extra_dead_letters(tokens)
+        dead.update(extra)
+        outcome.reasons.update(reasons)
+        outcome.duplicates += sum(n - 1 for n in identities.values())
+        outcome.duplicates += duplicates
+        both = processed & set(dead)
+        if both:  # an effect and a dead-letter copy: one of them is a second outcome
+            outcome.duplicates += len(both)
+            outcome.note += f"applied and dead-lettered: {sorted(both)[:3]}; "
+        unique = set(tokens)
+        outcome.processed = len(processed & unique)
+        outcome.dead_lettered = len((set(dead) - processed) & unique)
+        outcome.drops = len((drops - processed - set(dead)) & unique)
+        return outcome
+
+    def metric(self, *names: str) -> int:
+        return self.box.metrics.delta(self._metrics_before, names)
+
+
+def _idempotent_results(dynamodb: Any, table: str, prefix: str) -> dict[str, list[dict[str, Any]]]:
+    """Powertools idempotency records of ``table`` whose key starts with ``prefix``, COMPLETED,
+    by key: the stored results (the work's outcome, as recorded)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        for item in page["Items"]:
+            key = item.get("id", {}).get("S", "")
+            if not key.startswith(prefix) or item.get("status", {}).get("S") != "COMPLETED":
+                continue
+            with contextlib.suppress(ValueError, TypeError):
+                found.setdefault(key, []).append(json.loads(item.get("data", {}).get("S", "")))
+    return found
+
+
+class OrderEvents(_Tokened):
+    """SNS topic (``eventType`` filter) → one SQS queue per consumer → the same handler four
+    times (payment, inventory, shipping, notification), idempotent per consumer and order."""
+
+    name = "OrderEvents"
+    not_applicable: ClassVar[dict[str, str]] = {
+        "out-of-order FIFO": "standard SNS topic and queues: no order to keep",
+    }
+
+    def __init__(self, box: Sandbox) -> None:
+        super().__init__(box)
+        self.sns = box.client("sns")
+        self.topic = self.stack.outputs["TopicArn"]
+        self.consumers = [
+            s
+            for s in self.stack.functions.values()
+            if s.handler == "order_events.handler.handler"
+        ]
+        self.names = sorted(s.environment["CONSUMER_NAME"] for s in self.consumers)
+        self.table = self.consumers[0].environment["IDEMPOTENCY_TABLE"]
+        self.queues = [r.queue_url for r in self.stack.routes if r.kind == "sqs"]
+
+    @staticmethod
+    def order(order_id: str) -> dict[str, Any]:
+        return {
+            "eventType": "OrderPlaced",
+            "version": "1.0",
+            "eventId": f"e-{order_id}",
+            "occurredAt": "2026-12-02T10:00:00Z",
+            "order": {
+                "orderId": order_id,
+                "customerId": "c-chaos",
+                "total": 150.0,
+                "currency": "EUR",
+                "items": [{"sku": "BOOK", "quantity": 2, "unitPrice": 75.0}],
+            },
+        }
+
+    def publish(self, message: str) -> None:
+        self.sns.publish(
+            TopicArn=self.topic,
+            Message=message,
+            MessageAttributes={"eventType": {"DataType": "String", "StringValue": "OrderPlaced"}},
+        )
+
+    def sender(
+        self, orders: int, *, duplicate: bool = False, poison: dict[str, Any] | None = None
+    ) -> Callable[[str], list[str]]:
+        def send(prefix: str) -> list[str]:
+            tokens = []
+            for n in range(orders):
+                token = f"{prefix}-o{n}"
+                body = json.dumps(self.order(token))
+                for _ in range(2 if duplicate else 1):  # a producer retry: the same event
+                    self.publish(body)
+                tokens.append(token)
+            for n, (kind, make) in enumerate((poison or {}).items()):
+                token = f"{prefix}-p{n}"
+                valid = self.order(token)
+                body = make(valid)
+                if token not in body:  # the token rides along (not in the fields parsed)
+                    body = body.replace("{not json", "{not json " + token)
+                    if token not in body:
+                        body = make({"eventId": token, **valid})
+                self.publish(body)
+                tokens.append(token)
+                self.kinds[token] = kind
+            return tokens
+
+        self.kinds: dict[str, str] = {}
+        return send
+
+    def count(self, tokens: list[str]) -> tuple[set[str], set[str], int, str]:
+        results = _idempotent_results(self.dynamodb, self.table, "order_events.")
+        done: Counter[str] = Counter()
+        for records in results.values():
+            for result in records:
+                order = str(result.get("orderId", ""))
+                if order in tokens:
+                    done[order] += 1
+        processed = {t for t in tokens if done[t] == len(self.names)}
+        partial = {t: done[t] for t in tokens if 0 < done[t] < len(self.names)}
+        # the work ran more often than once per consumer and order: OrdersProcessed counts
+        # each run (the work is pure: this is the only trace of a second run)
+        runs = self.metric("OrdersProcessed")
+        duplicates = max(0, runs - sum(done.values()))
+        drops = (
+            {t for t in tokens if self.kinds.get(t) == "unknown eventType"}
+            if self.metric("UnknownEventTypesIgnored")
+            else set()
+        )
+        note = f"partly processed {partial}; " if partial else ""
+        return processed, drops, duplicates, note
+
+    def cases(self, scale: int, soak: int) -> Iterator[tuple[str, Callable[[], Outcome]]]:
+        faults = self.box.runtime.faults
+        first = self.consumers[0].logical_id
+        n = max(2, scale // 2)
+        yield "baseline", lambda: self.run("baseline", self.sender(n), self.count)
+        yield (
+            "duplicates",
+            lambda: self.run("duplicates", self.sender(n, duplicate=True), self.count),
+        )
+        yield (
+            "lost deletes",
+            lambda: self.run(
+                "lost deletes",
+                self.sender(n),
+                self.count,
+                fault=lambda: _all(*(faults.lose_deletes(q, times=1) for q in self.queues)),
+            ),
+        )
+        yield (
+            "throttling",
+            lambda: self.run(
+                "throttling",
+                self.sender(n),
+                self.count,
+                fault=lambda: faults.throttle("dynamodb", "PutItem", times=2),
+            ),
+        )
+        # Powertools' save_success (INPROGRESS -> COMPLETED) is an UpdateItem: throttled once,
+        # the kit's retry completes it, the redelivery-free path runs the work once.
+        yield (
+            "throttling (completion)",
+            lambda: self.run(
+                "throttling (completion)",
+                self.sender(1),
+                self.count,
+                fault=lambda: faults.throttle("dynamodb", "UpdateItem", times=1, function=first),
+            ),
+        )
+        yield (
+            "crash mid-batch",
+            lambda: self.run(
+                "crash mid-batch",
+                self.sender(n),
+                self.count,
+                fault=lambda: faults.crash_after(first, calls=2, operations={"UpdateItem"}),
+            ),
+        )
+        poison = {
+            **POISON,
+            # the attribute says OrderPlaced (the filter lets it through), the body does not
+            "unknown eventType": lambda valid: json.dumps({**valid, "eventType": "OrderLost"}),
+        }
+        yield "poison", lambda: self.run("poison", self.sender(0, poison=poison), self.count)
+
+
+class PaymentsRouting(_Tokened):
+    """EventBridge bus → rule (montant > 5000) → high-value review (async Lambda, idempotent
+    per factureId, on-failure queue) and rule (every facture) → audit queue."""
+
+    name = "PaymentsRouting"
+    not_applicable: ClassVar[dict[str, str]] = {
+        "lost deletes": "no SQS event source mapping: EventBridge invokes the review async",
+        "out-of-order FIFO": "EventBridge keeps no order",
+    }
+    THRESHOLD = 5000
+
+    def __init__(self, box: Sandbox) -> None:
+        super().__init__(box)
+        self.events = box.client("events")
+        self.bus = self.stack.outputs["EventBusName"]
+        self.audit = self.stack.outputs["AuditQueueUrl"]
+        self.review = self.function("payments.review.handler")
+        self.table = self.review.environment["IDEMPOTENCY_TABLE"]
+        self.montants: dict[str, float] = {}
+
+    def put(self, detail: Any, detail_type: str = "facture") -> None:
+        entry = {
+            "EventBusName": self.bus,
+            "Source": "app.paiement",
+            "DetailType": detail_type,
+            "Detail": detail if isinstance(detail, str) else json.dumps(detail),
+        }
+        answer = self.events.put_events(Entries=[entry])
+        if answer.get("FailedEntryCount"):
+            raise RuntimeError(f"PutEvents refused the entry: {answer['Entries']}")
+
+    def sender(
+        self, high: int, low: int = 0, *, duplicate: bool = False, poison: bool = False
+    ) -> Callable[[str], list[str]]:
+        def send(prefix: str) -> list[str]:
+            tokens = []
+            for n in range(high + low):
+                token = f"{prefix}-f{n}"
+                montant = 6000 + n if n < high else 4000 + n
+                self.montants[token] = montant
+                detail = {"factureId": token, "montant": montant, "devise": "EUR", "client": "c"}
+                for _ in range(2 if duplicate else 1):
+                    self.put(detail)
+                tokens.append(token)
+            if poison:  # matched by the review rule (montant > 5000), unusable by the handler
+                for n, detail in enumerate(
+                    [
+                        {"montant": 6000, "devise": "EUR", "client": "{token}"},  # no factureId
+                        {"factureId": ["{token}"], "montant": [6001]},  # wrong types
+                        {"factureId": "{token}", "montant": 6002, "version": "99.0"},  # newer
+                        {"factureId": "{token}", "montant": 6003, "devise": 42},  # wrong type
+                    ]
+                ):
+                    token = f"{prefix}-p{n}"
+                    self.put(json.dumps(detail).replace("{token}", token))
+                    self.montants[token] = -1
+                    tokens.append(token)
+            return tokens
+
+        return send
+
+    def count(self, tokens: list[str]) -> tuple[set[str], set[str], int, str]:
+        results = _idempotent_results(self.dynamodb, self.table, "")
+        reviewed: Counter[str] = Counter()
+        for records in results.values():
+            for result in records:
+                if result.get("status") == "PENDING_REVIEW":
+                    reviewed[str(result.get("factureId"))] += 1
+        audited: Counter[str] = Counter()
+        seen_ids: Counter[str] = Counter()
+        for message in _drain(self.sqs, self.audit):
+            event = json.loads(message["Body"])
+            seen_ids[event.get("id", "")] += 1
+            for token in tokens:
+                if token in message["Body"]:
+                    audited[token] += 1
+        high = {t for t, m in self.montants.items() if m > self.THRESHOLD and t in tokens}
+        low = {t for t, m in self.montants.items() if 0 <= m <= self.THRESHOLD and t in tokens}
+        processed = {t for t in high if reviewed[t] and audited[t]} | {t for t in low if audited[t]}
+        runs = self.metric("HighValueReviewsRequested")
+        duplicates = max(0, runs - sum(reviewed[t] for t in tokens))
+        duplicates += sum(n - 1 for n in seen_ids.values())  # one audit copy per event
+        duplicates += sum(1 for t in low if reviewed[t])  # reviewed below the threshold
+        unaudited = [t for t in tokens if not audited[t]]
+        return processed, set(), duplicates, f"not audited: {unaudited}; " if unaudited else ""
+
+    def cases(self, scale: int, soak: int) -> Iterator[tuple[str, Callable[[], Outcome]]]:
+        faults = self.box.runtime.faults
+        fn = self.review.logical_id
+        n = max(2, scale // 2)
+        yield "baseline", lambda: self.run("baseline", self.sender(n, 1), self.count)
+        yield (
+            "duplicates",
+            lambda: self.run("duplicates", self.sender(n, duplicate=True), self.count),
+        )
+        yield (
+            "throttling",
+            lambda: self.run(
+                "throttling",
+                self.sender(n),
+                self.count,
+                fault=lambda: faults.throttle("dynamodb", "PutItem", times=1, function=fn),
+            ),
+        )
+        yield (
+            "throttling (completion)",
+            lambda: self.run(
+                "throttling (completion)",
+                self.sender(1),
+                self.count,
+                fault=lambda: faults.throttle("dynamodb", "UpdateItem", times=1, function=fn),
+            ),
+        )
+        yield (
+            "crash mid-batch",
+            lambda: self.run(
+                "crash mid-batch",
+                self.sender(n),
+                self.count,
+                fault=lambda: faults.crash_after(fn, calls=2, operations={"UpdateItem"}),
+            ),
+        )
+        yield "poison", lambda: self.run("poison", self.sender(0, poison=True), self.count)
+
+
 COVERED: dict[str, type[Topology]] = {
     OrderPipeline.name: OrderPipeline,
     ImagePipeline.name: ImagePipeline,
+    OrderEvents.name: OrderEvents,
+    PaymentsRouting.name: PaymentsRouting,
 }
 # Cases that fail because of a handler (not the sandbox): they still fail the suite, and the
 # table names the finding. (topology, case) -> the finding. None open: image_resize's double DLQ
