@@ -21,11 +21,14 @@ status is 1 when a case fails, 2 when none fails but a topology is not covered.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
+import gzip
 import io
 import json
 import os
 import sys
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -602,6 +605,10 @@ class _Tokened(Topology):
     def drain_failures(self) -> dict[str, list[dict[str, Any]]]:
         return {url: _drain(self.sqs, url) for url in self.failure_queues}
 
+    def texts_of(self, copy: dict[str, Any]) -> str:
+        """The text of a failure-queue copy searched for the inputs' tokens."""
+        return str(copy.get("Body", ""))
+
     def extra_dead_letters(self, tokens: list[str]) -> tuple[Counter[str], Counter[str]]:
         """Inputs dead-lettered elsewhere than an SQS queue (token -> copies, reasons)."""
         return Counter(), Counter()
@@ -635,7 +642,7 @@ class _Tokened(Topology):
         identities: Counter[tuple[str, str, str]] = Counter()
         for url, messages in copies.items():
             for copy in messages:
-                body = copy.get("Body", "")
+                body = self.texts_of(copy)
                 matched = [t for t in tokens if t in body]
                 token = max(matched, key=len) if matched else None
                 outcome.reasons[_reason_of(copy)[:60]] += 1
@@ -952,11 +959,406 @@ class PaymentsRouting(_Tokened):
         yield "poison", lambda: self.run("poison", self.sender(0, poison=True), self.count)
 
 
+class Telemetry(_Tokened):
+    """Kinesis (partition key = device) → telemetry (bisect on error, bounded retries, S3
+    on-failure destination) → per-device aggregates in DynamoDB; a Firehose delivery stream
+    reads the same stream into a GZIP archive bucket."""
+
+    name = "Telemetry"
+    not_applicable: ClassVar[dict[str, str]] = {
+        "lost deletes": "a stream has no deletes: the mapping checkpoints",
+        "out-of-order FIFO": "per-shard order is the stream's; checked by the duplicates guard",
+    }
+
+    def __init__(self, box: Sandbox) -> None:
+        super().__init__(box)
+        self.kinesis, self.s3 = box.client("kinesis"), box.client("s3")
+        self.stream = self.stack.outputs["StreamName"]
+        self.table = self.stack.outputs["AggregatesTableName"]
+        self.failures = self.stack.outputs["FailureBucketName"]
+        self.archive = self.stack.outputs["ArchiveBucketName"]
+        self.fn = self.function("telemetry.handler.handler")
+        (self.mapping,) = [r.source for r in self.stack.routes if r.kind == "kinesis"]
+        self.seen_failures: set[str] = set()
+        self.seen_archive: set[str] = set()
+        self.puts: Counter[str] = Counter()  # token -> records put for it
+        self.applied: set[str] = set()
+
+    @staticmethod
+    def reading(device: str, n: int) -> tuple[str, bytes]:
+        """A reading of ``device`` whose value is 2**n: a device's total says exactly which of
+        its readings were applied, and how often."""
+        read_at = f"2026-12-02T10:{n // 60:02d}:{n % 60:02d}Z"
+        body = {"deviceId": device, "value": 2**n, "readAt": read_at}
+        return f"{device}@{read_at}", json.dumps(body).encode() + b"\n"
+
+    def sender(
+        self,
+        devices: int,
+        readings: int,
+        *,
+        poison: bool = False,
+        retry_puts: bool = False,
+        replay: bool = False,
+    ) -> Callable[[str], list[str]]:
+        def send(prefix: str) -> list[str]:
+            started = time.time() - 1
+            self.expected: dict[str, list[str]] = {}
+            entries: list[tuple[str, str, bytes]] = []  # token, partition key, data
+            for d in range(devices):
+                device = f"{prefix}-d{d}"
+                self.expected[device] = []
+                for n in range(readings):
+                    token, data = self.reading(device, n)
+                    self.expected[device].append(token)
+                    entries.append((token, device, data))
+            if poison:  # mid-batch, on a device that has valid readings after them
+                device = f"{prefix}-d0"
+                bad = [
+                    (b"{not json %s}\n", device),
+                    (b'{"deviceId": "%s-x", "readAt": "2026-12-02T10:00:00Z"}\n', device),
+                    (b'{"deviceId": "%s", "value": "hot", "readAt": "now"}\n', device),
+                    (b'{"deviceId": "%s-y", "value": 1, "readAt": "2026-12-02T10:00:00Z"}\n', device),
+                ]
+                for k, (template, key) in enumerate(bad):
+                    token = f"{prefix}-p{k}"
+                    entries.insert(1 + k, (token, key, template % token.encode()))
+            records = [{"PartitionKey": key, "Data": data} for _, key, data in entries]
+            if retry_puts:  # a producer retrying a PutRecords it did not see succeed
+                records = records + records
+            for start in range(0, len(records), 500):
+                answer = self.kinesis.put_records(
+                    StreamName=self.stream, Records=records[start : start + 500]
+                )
+                if answer["FailedRecordCount"]:
+                    raise RuntimeError("PutRecords failed records")
+            for token, _, _ in entries:
+                self.puts[token] = 2 if retry_puts else 1
+            if replay:  # the mapping re-reads the stream from before the case
+                self.box.runtime.pump()
+                source = self.box.runtime.source("kinesis")
+                source.replay(self.stack.name, self.mapping, started)  # type: ignore[union-attr]
+            return [t for t, _, _ in entries]
+
+        return send
+
+    def _aggregates(self, devices: list[str]) -> dict[str, tuple[int, int]]:
+        found = {}
+        for device in devices:
+            item = self.dynamodb.get_item(
+                TableName=self.table, Key={"deviceId": {"S": device}}, ConsistentRead=True
+            ).get("Item")
+            if item:
+                found[device] = (int(item["readings"]["N"]), int(float(item["total"]["N"])))
+        return found
+
+    def _new_objects(self, bucket: str, seen: set[str]) -> list[bytes]:
+        bodies = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                if item["Key"] in seen:
+                    continue
+                seen.add(item["Key"])
+                body = self.s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+                bodies.append(gzip.decompress(body) if item["Key"].endswith(".gz") else body)
+        return bodies
+
+    def extra_dead_letters(self, tokens: list[str]) -> tuple[Counter[str], Counter[str]]:
+        """The S3 failure objects (Lambda's on-failure payload: the batch the mapping gave up
+        on, from its first failed record): a record of it that is not applied is dead-lettered
+        there (the valid records after a poison one were applied by an earlier attempt)."""
+        dead: Counter[str] = Counter()
+        reasons: Counter[str] = Counter()
+        for body in self._new_objects(self.failures, self.seen_failures):
+            document = json.loads(body)
+            event = json.loads(document["payload"])
+            condition = document.get("requestContext", {}).get("condition", "?")
+            reasons[f"S3 on-failure object: {condition}"] += 1
+            for record in event["Records"]:
+                token = self._token_of(base64.b64decode(record["kinesis"]["data"]), tokens)
+                if token is None:
+                    dead["?unknown"] += 1
+                elif token not in self.applied:
+                    dead[token] += 1
+        return dead, reasons
+
+    @staticmethod
+    def _token_of(data: bytes, tokens: list[str]) -> str | None:
+        with contextlib.suppress(ValueError, TypeError, KeyError):
+            reading = json.loads(data)
+            token = f"{reading['deviceId']}@{reading['readAt']}"
+            if token in tokens:
+                return token
+        text = data.decode(errors="replace")
+        matched = [t for t in tokens if "@" not in t and t in text]
+        return max(matched, key=len) if matched else None
+
+    def count(self, tokens: list[str]) -> tuple[set[str], set[str], int, str]:
+        processed: set[str] = set()
+        duplicates = 0
+        aggregates = self._aggregates(list(self.expected))
+        for device, expected in self.expected.items():
+            readings, total = aggregates.get(device, (0, 0))
+            applied = {t for n, t in enumerate(expected) if total >> n & 1}
+            processed |= applied
+            duplicates += max(0, readings - len(applied))  # a reading applied twice
+            duplicates += 1 if total >= 2 ** len(expected) else 0
+        archived: Counter[str] = Counter()
+        for body in self._new_objects(self.archive, self.seen_archive):
+            for line in body.splitlines():
+                token = self._token_of(line, tokens)
+                if token:
+                    archived[token] += 1
+        unarchived = [t for t in tokens if archived[t] < self.puts[t]]
+        duplicates += sum(max(0, archived[t] - self.puts[t]) for t in tokens)
+        note = f"missing from the archive: {unarchived[:3]}; " if unarchived else ""
+        self.applied = processed
+        return processed - set(unarchived), set(), duplicates, note
+
+    def cases(self, scale: int, soak: int) -> Iterator[tuple[str, Callable[[], Outcome]]]:
+        faults = self.box.runtime.faults
+        fn = self.fn.logical_id
+        n = max(2, scale)
+        yield "baseline", lambda: self.run("baseline", self.sender(2, n), self.count)
+        yield (
+            "duplicates (replay)",
+            lambda: self.run("duplicates (replay)", self.sender(2, n, replay=True), self.count),
+        )
+        yield (
+            "throttling",
+            lambda: self.run(
+                "throttling",
+                self.sender(2, n),
+                self.count,
+                fault=lambda: faults.throttle("dynamodb", "UpdateItem", times=2, function=fn),
+            ),
+        )
+        yield (
+            "crash mid-batch",
+            lambda: self.run(
+                "crash mid-batch",
+                self.sender(2, n),
+                self.count,
+                fault=lambda: faults.crash_after(fn, calls=2, operations={"UpdateItem"}, times=2),
+            ),
+        )
+        yield "poison", lambda: self.run("poison", self.sender(1, n, poison=True), self.count)
+
+
+class Accounts(_Tokened):
+    """Event store (DynamoDB, conditional appends) → stream → projection (read model) and
+    outbox (→ bus → SMS notification via SNS, audit table); failures to on-failure queues."""
+
+    name = "Accounts"
+    not_applicable: ClassVar[dict[str, str]] = {
+        "lost deletes": "stream and async sources: no SQS deletes",
+        "out-of-order FIFO": "per-aggregate order: the projection's version guard (crash case)",
+    }
+
+    def __init__(self, box: Sandbox) -> None:
+        from conveyor.sandbox.accounts import AccountsDemo
+
+        super().__init__(box)
+        self.demo = AccountsDemo(
+            box.client, lambda name: self.stack.outputs[name], box.runtime, stack=self.stack.name
+        )
+        self.store = self.stack.outputs["EventStoreTableName"]
+        self.functions = {
+            name: self.function(f"accounts.{name}")
+            for name in (
+                "projection.handler",
+                "outbox.handler",
+                "subscribers.notification_handler",
+                "subscribers.audit_handler",
+            )
+        }
+        # what an SMS provider would receive: a queue subscribed to the notifications topic
+        sqs, sns = box.client("sqs"), box.client("sns")
+        self.inbox = sqs.create_queue(QueueName=f"chaos-sms-{_token()}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.inbox, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(
+            TopicArn=self.stack.outputs["NotificationTopicArn"],
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
+        from botocore.config import Config
+
+        # account-scoped Streams hosts are not routed by moto in-process (as the runtime does)
+        self.streams = box.session.client(
+            "dynamodbstreams",
+            region_name=box.region,
+            config=Config(account_id_endpoint_mode="disabled"),
+        )
+
+    def fn(self, name: str) -> str:
+        return str(self.functions[name].logical_id)
+
+    def sender(self, accounts: int, *, poison: bool = False) -> Callable[[str], list[str]]:
+        def send(prefix: str) -> list[str]:
+            self.accounts: dict[str, int] = {}  # account -> events commanded
+            tokens = []
+            for n in range(accounts):
+                opened = self.demo.open(f"{prefix}-owner{n}")
+                if opened.status != 201:
+                    raise RuntimeError(f"OpenAccount answered {opened.status}: {opened.body}")
+                account = str(opened.body["accountId"])
+                for command, amount in ((self.demo.deposit, 100), (self.demo.withdraw, 30)):
+                    answer = command(account, amount)
+                    if answer.status != 200:
+                        raise RuntimeError(f"{command.__name__} answered {answer.status}")
+                self.accounts[account] = 3
+                tokens += [f"{account}#{v}" for v in (1, 2, 3)]
+            if poison:  # an item in the store that is not a stored event (a bad migration)
+                token = f"{prefix}-poison"
+                self.dynamodb.put_item(
+                    TableName=self.store,
+                    Item={
+                        "aggregateId": {"S": token},
+                        "version": {"N": "1"},
+                        "type": {"S": "CompteCréé"},
+                        "data": {"S": "{not json " + token},
+                    },
+                )
+                tokens.append(token)
+            return tokens
+
+        return send
+
+    def texts_of(self, copy: dict[str, Any]) -> str:
+        """A stream on-failure record names a sequence range: the records themselves are read
+        back from the stream (as an operator would)."""
+        body = copy.get("Body", "")
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            info = json.loads(body)["DDBStreamBatchInfo"]
+            first, last = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
+            iterator = self.streams.get_shard_iterator(
+                StreamArn=info["streamArn"], ShardId=info["shardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
+            while iterator:
+                page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
+                records = page["Records"]
+                body += json.dumps(
+                    [
+                        r["dynamodb"].get("NewImage", {})
+                        for r in records
+                        if first <= int(r["dynamodb"]["SequenceNumber"]) <= last
+                    ]
+                )
+                if not records:
+                    break
+                iterator = page.get("NextShardIterator")
+        return body
+
+    def count(self, tokens: list[str]) -> tuple[set[str], set[str], int, str]:
+        duplicates = 0
+        applied: set[str] = set()
+        model = self.demo.read_model()
+        event_ids: dict[str, str] = {}
+        for account, events in self.accounts.items():
+            balance, last = model.get(account, (0, 0))
+            applied |= {f"{account}#{v}" for v in range(1, last + 1)}
+            if last == events and balance != 70:  # 100 - 30, each applied once
+                duplicates += 1
+            for version, _type, _data in self.demo.stored_events(account):
+                if version > events:
+                    duplicates += 1  # an event the commands did not ask for
+            items = self.dynamodb.query(
+                TableName=self.store,
+                KeyConditionExpression="aggregateId = :id",
+                ExpressionAttributeValues={":id": {"S": account}},
+                ConsistentRead=True,
+            )["Items"]
+            for item in items:
+                if "eventId" in item:
+                    event_ids[item["eventId"]["S"]] = f"{account}#{item['version']['N']}"
+        audited: Counter[str] = Counter(
+            f"{a}#{v}" for a, v, _ in self.demo.audited() if a in self.accounts
+        )
+        texted: Counter[str] = Counter()
+        for message in _drain(self.sqs, self.inbox):
+            attribute = message.get("MessageAttributes", {}).get("eventId", {})
+            token = event_ids.get(str(attribute.get("StringValue")))
+            if token:
+                texted[token] += 1
+        duplicates += sum(n - 1 for n in audited.values()) + sum(n - 1 for n in texted.values())
+        processed = {t for t in applied if audited[t] and texted[t]}
+        missing = {
+            "read model": [t for t in tokens if "#" in t and t not in applied][:2],
+            "audit": [t for t in tokens if "#" in t and not audited[t]][:2],
+            "SMS": [t for t in tokens if "#" in t and not texted[t]][:2],
+        }
+        note = "".join(f"missing in {k}: {v}; " for k, v in missing.items() if v)
+        return processed, set(), duplicates, note
+
+    def cases(self, scale: int, soak: int) -> Iterator[tuple[str, Callable[[], Outcome]]]:
+        faults = self.box.runtime.faults
+        n = max(1, scale // 2)
+        writes = {"UpdateItem", "PutItem", "TransactWriteItems"}
+        yield "baseline", lambda: self.run("baseline", self.sender(n), self.count)
+        yield (
+            "duplicates (outbox)",  # the outbox dies after publishing: the stream retries it
+            lambda: self.run(
+                "duplicates (outbox)",
+                self.sender(n),
+                self.count,
+                fault=lambda: faults.crash_after(
+                    self.fn("outbox.handler"), calls=1, operations={"PutEvents"}
+                ),
+            ),
+        )
+        yield (
+            "throttling",
+            lambda: self.run(
+                "throttling",
+                self.sender(n),
+                self.count,
+                fault=lambda: _all(
+                    faults.throttle("dynamodb", writes, function=self.fn("projection.handler")),
+                    faults.throttle("events", "PutEvents", function=self.fn("outbox.handler")),
+                    faults.throttle(
+                        "sns", "Publish", function=self.fn("subscribers.notification_handler")
+                    ),
+                    faults.throttle(
+                        "dynamodb", "PutItem", function=self.fn("subscribers.audit_handler")
+                    ),
+                ),
+            ),
+        )
+        yield (
+            "throttling (completion)",  # the SMS idempotency record's completion write
+            lambda: self.run(
+                "throttling (completion)",
+                self.sender(1),
+                self.count,
+                fault=lambda: faults.throttle(
+                    "dynamodb", "UpdateItem", function=self.fn("subscribers.notification_handler")
+                ),
+            ),
+        )
+        yield (
+            "crash mid-batch",
+            lambda: self.run(
+                "crash mid-batch",
+                self.sender(n),
+                self.count,
+                fault=lambda: faults.crash_after(
+                    self.fn("projection.handler"), calls=1, operations=writes
+                ),
+            ),
+        )
+        yield "poison", lambda: self.run("poison", self.sender(1, poison=True), self.count)
+
+
 COVERED: dict[str, type[Topology]] = {
     OrderPipeline.name: OrderPipeline,
     ImagePipeline.name: ImagePipeline,
     OrderEvents.name: OrderEvents,
     PaymentsRouting.name: PaymentsRouting,
+    Telemetry.name: Telemetry,
+    Accounts.name: Accounts,
 }
 # Cases that fail because of a handler (not the sandbox): they still fail the suite, and the
 # table names the finding. (topology, case) -> the finding. None open: image_resize's double DLQ
