@@ -1352,6 +1352,325 @@ class Accounts(_Tokened):
         yield "poison", lambda: self.run("poison", self.sender(1, poison=True), self.count)
 
 
+class OrderChoreography(_Tokened):
+    """Four services on one bus (no orchestrator), each an async Lambda with its own
+    idempotency and on-failure queue: Commande → CommandeCréée → Stock (reservation
+    transaction) and Facturation (invoice) → Notification (an inbox item per event)."""
+
+    name = "OrderChoreography"
+    not_applicable: ClassVar[dict[str, str]] = {
+        "lost deletes": "EventBridge → async Lambda: no SQS deletes",
+        "out-of-order FIFO": "EventBridge keeps no order; each service reacts per event",
+    }
+    QUANTITY, PRICE = 2, 1500
+
+    def __init__(self, box: Sandbox) -> None:
+        from conveyor.sandbox.choreography import ChoreographyDemo
+
+        super().__init__(box)
+        self.output = lambda name: self.stack.outputs[name]
+        self.demo = ChoreographyDemo(
+            box.client, self.output, box.runtime, stack=self.stack.name
+        )
+        self.events = box.client("events")
+        self.services = {
+            service: self.function(f"choreography.{module}.handler")
+            for service, module in (
+                ("Commande", "orders"),
+                ("Stock", "stock"),
+                ("Facturation", "billing"),
+                ("Notification", "notification"),
+            )
+        }
+
+    def fn(self, service: str) -> str:
+        return str(self.services[service].logical_id)
+
+    def sender(
+        self, orders: int, *, again: bool = False, poison: bool = False
+    ) -> Callable[[str], list[str]]:
+        def send(prefix: str) -> list[str]:
+            self.sku = f"{prefix}-SKU"
+            self.seeded = 10 * self.QUANTITY * max(1, orders)
+            self.demo.seed_stock({self.sku: self.seeded})
+            self.orders = [f"{prefix}-o{n}" for n in range(orders)]
+            for order in self.orders:
+                for _ in range(2 if again else 1):  # PlaceOrder retried by its caller
+                    self.demo.place(
+                        order, "c-chaos", [(self.sku, self.QUANTITY, self.PRICE)], pump=False
+                    )
+            tokens = list(self.orders)
+            if poison:  # on the bus as if Commande had published it, unusable by the others
+                for n, detail in enumerate(
+                    [
+                        {"junk": "{token}"},
+                        {"eventId": "{token}", "type": "CommandeCréée", "orderId": "{token}"},
+                        {
+                            "eventId": "{token}",
+                            "type": "CommandeCréée",
+                            "schemaVersion": 1,
+                            "orderId": "{token}",
+                            "customerId": "c",
+                            "lines": "SKU-A",
+                        },
+                    ]
+                ):
+                    token = f"{prefix}-p{n}"
+                    text = detail if isinstance(detail, str) else json.dumps(detail)
+                    self.events.put_events(
+                        Entries=[
+                            {
+                                "EventBusName": self.output("EventBusName"),
+                                "Source": "conveyor.choreography.commande",
+                                "DetailType": "CommandeCréée",
+                                "Detail": text.replace("{token}", token),
+                            }
+                        ]
+                    )
+                    tokens.append(token)
+            return tokens
+
+        return send
+
+    def count(self, tokens: list[str]) -> tuple[set[str], set[str], int, str]:
+        processed = set()
+        duplicates = 0
+        notes = []
+        items = self.dynamodb.scan(TableName=self.output("NotificationsTableName"))["Items"]
+        notified: Counter[tuple[str, str]] = Counter(
+            (i["orderId"]["S"], i["about"]["S"]) for i in items if i["orderId"]["S"] in tokens
+        )
+        for order in self.orders:
+            invoice = self.demo.invoice(order)
+            about = {a for (o, a), _ in notified.items() if o == order}
+            if (
+                self.demo.order_status(order) == "CREATED"
+                and invoice == ("ISSUED", self.QUANTITY * self.PRICE)
+                and about == {"FactureCréée", "StockMisAJour"}
+            ):
+                processed.add(order)
+            else:
+                notes.append(f"{order}: {self.demo.order_status(order)}, {invoice}, {sorted(about)}")
+        duplicates += sum(n - 1 for n in notified.values())  # a customer told twice
+        reserved = self.seeded - self.demo.available(self.sku)
+        expected = self.QUANTITY * len(self.orders)
+        if reserved > expected:  # stock reserved twice for one order
+            duplicates += (reserved - expected) // self.QUANTITY
+        elif reserved < expected:
+            notes.append(f"reserved {reserved} of {expected}")
+            processed = set()
+        return processed, set(), duplicates, "; ".join(notes)
+
+    def cases(self, scale: int, soak: int) -> Iterator[tuple[str, Callable[[], Outcome]]]:
+        faults = self.box.runtime.faults
+        n = max(2, scale // 2)
+        yield "baseline", lambda: self.run("baseline", self.sender(n), self.count)
+        yield (
+            "duplicates",  # PlaceOrder twice, and Stock dies after its transaction: retried
+            lambda: self.run(
+                "duplicates",
+                self.sender(n, again=True),
+                self.count,
+                fault=lambda: faults.crash_after(
+                    self.fn("Stock"), calls=1, operations={"UpdateItem"}
+                ),
+            ),
+        )
+        yield (
+            "throttling",
+            lambda: self.run(
+                "throttling",
+                self.sender(n),
+                self.count,
+                fault=lambda: _all(
+                    faults.throttle("dynamodb", "TransactWriteItems", function=self.fn("Stock")),
+                    faults.throttle("dynamodb", "PutItem", function=self.fn("Facturation")),
+                    faults.throttle("events", "PutEvents", function=self.fn("Stock")),
+                    faults.throttle("dynamodb", "PutItem", function=self.fn("Notification")),
+                ),
+            ),
+        )
+        yield (
+            "throttling (completion)",
+            lambda: self.run(
+                "throttling (completion)",
+                self.sender(1),
+                self.count,
+                fault=lambda: faults.throttle(
+                    "dynamodb", "UpdateItem", function=self.fn("Notification")
+                ),
+            ),
+        )
+        yield (
+            "crash mid-batch",  # Facturation dies once its reaction is recorded
+            lambda: self.run(
+                "crash mid-batch",
+                self.sender(n),
+                self.count,
+                fault=lambda: faults.crash_after(
+                    self.fn("Facturation"), calls=1, operations={"UpdateItem"}
+                ),
+            ),
+        )
+        yield "poison", lambda: self.run("poison", self.sender(1, poison=True), self.count)
+
+
+class OrderFulfillment(_Tokened):
+    """EventBridge OrderPlaced → Step Functions saga (charge, reserve, ship; Retry on
+    TransientError, compensations on the rest) → orders and inventory tables, outcome event."""
+
+    name = "OrderFulfillment"
+    not_applicable: ClassVar[dict[str, str]] = {
+        "lost deletes": "EventBridge starts executions: no SQS deletes",
+        "out-of-order FIFO": "one execution per order: no order across orders to keep",
+        "poison": "an invalid order is a saga path (InvalidOrder: compensated and failed), "
+        "covered by tests/sandbox/test_order_fulfillment.py",
+    }
+    QUANTITY = 1
+
+    def __init__(self, box: Sandbox) -> None:
+        super().__init__(box)
+        self.events = box.client("events")
+        self.sfn = box.client("stepfunctions")
+        self.output = lambda name: self.stack.outputs[name]
+        self.steps = {
+            s.handler.rsplit(".", 1)[-1]: s.logical_id
+            for s in self.stack.functions.values()
+            if s.handler.startswith("fulfillment.steps.")
+        }
+
+    def sender(self, orders: int, *, duplicate: bool = False) -> Callable[[str], list[str]]:
+        def send(prefix: str) -> list[str]:
+            self.sku = f"{prefix}-SKU"
+            self.seeded = 10 * max(1, orders)
+            self.dynamodb.put_item(
+                TableName=self.output("InventoryTableName"),
+                Item={"sku": {"S": self.sku}, "available": {"N": str(self.seeded)}},
+            )
+            tokens = [f"{prefix}-o{n}" for n in range(orders)]
+            for token in tokens:
+                detail = {
+                    "orderId": token,
+                    "customerId": "c-chaos",
+                    "amount": 42,
+                    "currency": "EUR",
+                    "paymentToken": "tok_ok",
+                    "lines": [{"sku": self.sku, "quantity": self.QUANTITY}],
+                }
+                for _ in range(2 if duplicate else 1):  # the producer's retry: a 2nd start
+                    self.events.put_events(
+                        Entries=[
+                            {
+                                "EventBusName": self.output("EventBusName"),
+                                "Source": "conveyor.orders",
+                                "DetailType": "OrderPlaced",
+                                "Detail": json.dumps(detail),
+                            }
+                        ]
+                    )
+            # the executions run on moto's threads: they end inside the case's faults
+            self.box.runtime.pump()
+            self._executions(tokens)
+            return tokens
+
+        return send
+
+    def _executions(self, tokens: list[str]) -> list[dict[str, Any]]:
+        """This case's executions, once none of them runs any more (moto's interpreter runs
+        them on its own threads)."""
+        deadline = time.monotonic() + 60
+        while True:
+            listed = self.sfn.list_executions(stateMachineArn=self.output("StateMachineArn"))
+            mine = []
+            for execution in listed["executions"]:
+                described = self.sfn.describe_execution(executionArn=execution["executionArn"])
+                if any(t in described.get("input", "") for t in tokens):
+                    mine.append(described)
+            if all(e["status"] != "RUNNING" for e in mine) or time.monotonic() > deadline:
+                return mine
+            time.sleep(0.05)
+
+    def count(self, tokens: list[str]) -> tuple[set[str], set[str], int, str]:
+        executions = self._executions(tokens)
+        notes = [f"{len(executions)} executions"]
+        processed = set()
+        statuses: dict[str, str] = {}
+        for token in tokens:
+            item = self.dynamodb.get_item(
+                TableName=self.output("OrdersTableName"),
+                Key={"orderId": {"S": token}},
+                ConsistentRead=True,
+            ).get("Item", {})
+            statuses[token] = str(item.get("status", {}).get("S"))
+            if statuses[token] == "SHIPPED":
+                processed.add(token)
+        outcomes: Counter[str] = Counter()
+        for message in _drain(self.sqs, self.output("OutcomesQueueUrl")):
+            event = json.loads(message["Body"])
+            if event["detail"].get("orderId") in tokens:
+                outcomes[f"{event['detail']['orderId']}:{event['detail-type']}"] += 1
+        available = int(
+            self.dynamodb.get_item(
+                TableName=self.output("InventoryTableName"),
+                Key={"sku": {"S": self.sku}},
+                ConsistentRead=True,
+            )["Item"]["available"]["N"]
+        )
+        reserved = self.seeded - available
+        duplicates = max(0, reserved - self.QUANTITY * len(processed))
+        duplicates += sum(n - 1 for n in outcomes.values())  # one outcome event per order
+        if duplicates:
+            notes.append(f"reserved {reserved} for {len(processed)}; outcomes {dict(outcomes)}")
+        failed = [e["status"] for e in executions if e["status"] != "SUCCEEDED"]
+        if failed:
+            notes.append(f"not succeeded: {Counter(failed)}")
+        missing = [t for t in processed if not outcomes[f"{t}:OrderFulfilled"]]
+        if missing:
+            notes.append(f"no OrderFulfilled for {missing[:2]}")
+            processed -= set(missing)
+        # a step that fails for good is compensated: refunded, stock released, OrderFailed
+        # published (the order service's count of it)
+        compensated = {
+            t for t, status in statuses.items() if status == "REFUNDED" and outcomes[f"{t}:OrderFailed"]
+        }
+        return processed, compensated, duplicates, "; ".join(notes)
+
+    def cases(self, scale: int, soak: int) -> Iterator[tuple[str, Callable[[], Outcome]]]:
+        faults = self.box.runtime.faults
+        n = max(2, scale // 2)
+        yield "baseline", lambda: self.run("baseline", self.sender(n), self.count)
+        yield (
+            "duplicate starts",
+            lambda: self.run("duplicate starts", self.sender(n, duplicate=True), self.count),
+        )
+        yield (
+            "throttling",  # each step's first write throttled: TransientError, Retry
+            lambda: self.run(
+                "throttling",
+                self.sender(n),
+                self.count,
+                fault=lambda: _all(
+                    *(
+                        faults.throttle("dynamodb", {"UpdateItem", "PutItem"}, function=fn)
+                        for name, fn in self.steps.items()
+                        if name in ("charge_payment", "reserve_stock", "ship_order")
+                    )
+                ),
+            ),
+        )
+        yield (
+            "crash mid-task",  # the task dies after its write: Step Functions retries it
+            lambda: self.run(
+                "crash mid-task",
+                self.sender(1),
+                self.count,
+                fault=lambda: faults.crash_after(
+                    self.steps["reserve_stock"], calls=1, operations={"UpdateItem", "TransactWriteItems"}
+                ),
+            ),
+        )
+
+
 COVERED: dict[str, type[Topology]] = {
     OrderPipeline.name: OrderPipeline,
     ImagePipeline.name: ImagePipeline,
@@ -1359,11 +1678,19 @@ COVERED: dict[str, type[Topology]] = {
     PaymentsRouting.name: PaymentsRouting,
     Telemetry.name: Telemetry,
     Accounts.name: Accounts,
+    OrderChoreography.name: OrderChoreography,
+    OrderFulfillment.name: OrderFulfillment,
 }
 # Cases that fail because of a handler (not the sandbox): they still fail the suite, and the
-# table names the finding. (topology, case) -> the finding. None open: image_resize's double DLQ
-# copy after a lost delete is fixed by its DeadLetterLedger table.
-HANDLER_FINDINGS: dict[tuple[str, str], str] = {}
+# table names the finding. (topology, case) -> the finding. (image_resize's double DLQ copy
+# after a lost delete is fixed by its DeadLetterLedger table.)
+HANDLER_FINDINGS: dict[tuple[str, str], str] = {
+    ("OrderFulfillment", "duplicate starts"): (
+        "a second OrderPlaced for an order starts a second execution: its steps are idempotent "
+        "(stock reserved and payment charged once) but PublishFulfilled publishes a second "
+        "OrderFulfilled (its detail carries the execution id): the outcome is not keyed by order"
+    ),
+}
 NOT_COVERED = (
     "not covered by this suite yet (no destination counter written for it): see "
     "the README's Fault injection section"

@@ -69,6 +69,9 @@ THROTTLING_CODES: dict[str, str] = {
     "lambda": "TooManyRequestsException",
 }
 _STATUS = {"s3": 503, "lambda": 429}
+# botocore names its call events after the service id, not the client name: a throttle of
+# ``"events"`` must match ``before-call.eventbridge.PutEvents``.
+_EVENT_NAMES = {"events": "eventbridge", "stepfunctions": "sfn"}
 
 
 class SandboxCrash(BaseException):
@@ -174,8 +177,10 @@ class Faults:
         error_code = code or THROTTLING_CODES.get(service, "ThrottlingException")
         fault = Fault("throttle", f"{service}:{'/'.join(sorted(operations))} → {error_code}", times)
 
+        matched_service = _EVENT_NAMES.get(service, service)
+
         def hook(called_service: str, name: str, _params: Any) -> Any:
-            if called_service != service or name not in operations or fault.exhausted:
+            if called_service != matched_service or name not in operations or fault.exhausted:
                 return None
             if not self._running(function):
                 return None
