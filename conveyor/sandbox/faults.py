@@ -168,21 +168,28 @@ class Faults:
         times: int | None = 1,
         function: str | None = None,
         code: str | None = None,
+        after: int = 0,
     ) -> Iterator[Fault]:
         """The next ``times`` calls of ``service``'s ``operation`` (botocore service name, e.g.
         ``"dynamodb"``; operation name as in the API, e.g. ``"PutItem"``, or several) made by a
         handler (``function``: only that one, by logical id or name) fail with the service's
-        throttling error (``code`` overrides it)."""
+        throttling error (``code`` overrides it). ``after``: the first ``after`` matching calls
+        succeed (e.g. ``after=1``: a handler's second UpdateItem, its idempotency completion
+        write after its own update)."""
         operations = {operation} if isinstance(operation, str) else set(operation)
         error_code = code or THROTTLING_CODES.get(service, "ThrottlingException")
         fault = Fault("throttle", f"{service}:{'/'.join(sorted(operations))} → {error_code}", times)
 
         matched_service = _EVENT_NAMES.get(service, service)
+        passed = [0]  # matching calls seen
 
         def hook(called_service: str, name: str, _params: Any) -> Any:
             if called_service != matched_service or name not in operations or fault.exhausted:
                 return None
             if not self._running(function):
+                return None
+            passed[0] += 1
+            if passed[0] <= after:
                 return None
             fault.fired += 1
             fault.calls.append(name)
