@@ -701,9 +701,7 @@ class OrderEvents(_Tokened):
         self.sns = box.client("sns")
         self.topic = self.stack.outputs["TopicArn"]
         self.consumers = [
-            s
-            for s in self.stack.functions.values()
-            if s.handler == "order_events.handler.handler"
+            s for s in self.stack.functions.values() if s.handler == "order_events.handler.handler"
         ]
         self.names = sorted(s.environment["CONSUMER_NAME"] for s in self.consumers)
         self.table = self.consumers[0].environment["IDEMPOTENCY_TABLE"]
@@ -1020,7 +1018,10 @@ class Telemetry(_Tokened):
                     (b"{not json %s}\n", device),
                     (b'{"deviceId": "%s-x", "readAt": "2026-12-02T10:00:00Z"}\n', device),
                     (b'{"deviceId": "%s", "value": "hot", "readAt": "now"}\n', device),
-                    (b'{"deviceId": "%s-y", "value": 1, "readAt": "2026-12-02T10:00:00Z"}\n', device),
+                    (
+                        b'{"deviceId": "%s-y", "value": 1, "readAt": "2026-12-02T10:00:00Z"}\n',
+                        device,
+                    ),
                 ]
                 for k, (template, key) in enumerate(bad):
                     token = f"{prefix}-p{k}"
@@ -1244,7 +1245,9 @@ class Accounts(_Tokened):
             info = json.loads(body)["DDBStreamBatchInfo"]
             first, last = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
             iterator = self.streams.get_shard_iterator(
-                StreamArn=info["streamArn"], ShardId=info["shardId"], ShardIteratorType="TRIM_HORIZON"
+                StreamArn=info["streamArn"],
+                ShardId=info["shardId"],
+                ShardIteratorType="TRIM_HORIZON",
             )["ShardIterator"]
             while iterator:
                 page = self.streams.get_records(ShardIterator=iterator, Limit=1000)
@@ -1378,9 +1381,7 @@ class OrderChoreography(_Tokened):
 
         super().__init__(box)
         self.output = lambda name: self.stack.outputs[name]
-        self.demo = ChoreographyDemo(
-            box.client, self.output, box.runtime, stack=self.stack.name
-        )
+        self.demo = ChoreographyDemo(box.client, self.output, box.runtime, stack=self.stack.name)
         self.events = box.client("events")
         self.services = {
             service: self.function(f"choreography.{module}.handler")
@@ -1459,7 +1460,9 @@ class OrderChoreography(_Tokened):
             ):
                 processed.add(order)
             else:
-                notes.append(f"{order}: {self.demo.order_status(order)}, {invoice}, {sorted(about)}")
+                notes.append(
+                    f"{order}: {self.demo.order_status(order)}, {invoice}, {sorted(about)}"
+                )
         duplicates += sum(n - 1 for n in notified.values())  # a customer told twice
         reserved = self.seeded - self.demo.available(self.sku)
         expected = self.QUANTITY * len(self.orders)
@@ -1640,7 +1643,9 @@ class OrderFulfillment(_Tokened):
         # a step that fails for good is compensated: refunded, stock released, OrderFailed
         # published (the order service's count of it)
         compensated = {
-            t for t, status in statuses.items() if status == "REFUNDED" and outcomes[f"{t}:OrderFailed"]
+            t
+            for t, status in statuses.items()
+            if status == "REFUNDED" and outcomes[f"{t}:OrderFailed"]
         }
         return processed, compensated, duplicates, "; ".join(notes)
 
@@ -1674,7 +1679,9 @@ class OrderFulfillment(_Tokened):
                 self.sender(1),
                 self.count,
                 fault=lambda: faults.crash_after(
-                    self.steps["reserve_stock"], calls=1, operations={"UpdateItem", "TransactWriteItems"}
+                    self.steps["reserve_stock"],
+                    calls=1,
+                    operations={"UpdateItem", "TransactWriteItems"},
                 ),
             ),
         )
@@ -1695,9 +1702,7 @@ class _Tours(_Tokened):
 
         super().__init__(box)
         self.output = lambda name: self.stack.outputs[name]
-        self.scenario = self.scenario_type(
-            box.deployment, box.runtime, box.session
-        )
+        self.scenario = self.scenario_type(box.deployment, box.runtime, box.session)
         self.scenarios = scenarios
         self.consumer = self.function(self.consumer_handler)
         self.table = self.output("NotificationsTableName")
@@ -1856,7 +1861,10 @@ class ToursKafka(_Tours):
             try:
                 for where, offsets in info["recordsInfo"].items():
                     topic, partition = where.rsplit("-", 1)
-                    first, last = int(offsets["firstRecordOffset"]), int(offsets["lastRecordOffset"])
+                    first, last = (
+                        int(offsets["firstRecordOffset"]),
+                        int(offsets["lastRecordOffset"]),
+                    )
                     consumer.assign([TopicPartition(topic, int(partition), first)])
                     for _ in range(last - first + 1):
                         message = consumer.poll(5)
