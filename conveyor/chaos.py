@@ -7,15 +7,21 @@ For each topology and fault class (a *case*) it sends unique inputs, delivers th
 :meth:`Runtime.pump`, and then counts **at the destination**, never from the handler's report:
 
 - *processed*: inputs whose effect is there (OrderPipeline: the order item's ``version`` shows
-  the event applied; ImagePipeline: every thumbnail size of the upload exists);
-- *dead-lettered*: inputs with a copy in a dead-letter queue (matched by ``SourceMessageId``,
-  the message id or the body), with the copies' ``ErrorReason``;
+  the event applied; ImagePipeline: every thumbnail size of the upload exists; the others: see
+  each class, e.g. the four consumers' idempotency results, the read model + audit item + SMS
+  of a stored event, a device's aggregate, a booking's ``sends``);
+- *dead-lettered*: inputs with a copy in a dead-letter queue, an on-failure queue or bucket, a
+  broker's dead-letter queue (matched by ``SourceMessageId``, the message id, a token of the
+  input in the copy, or the stream / topic records an on-failure record points to), with the
+  copies' reasons;
 - *drops*: inputs the handler acknowledged without an effect and counted in a metric;
 - *duplicate effects*: effects beyond one per unique input (a version past the events sent,
   a second DLQ copy of one input, a destination object no input asked for).
 
 A case passes iff processed + dead-lettered + drops = sent and duplicate effects = 0. The exit
-status is 1 when a case fails, 2 when none fails but a topology is not covered.
+status is 1 when a case fails, 2 when none fails but a topology did not run (not covered, or
+its local broker cannot start here). The broker topologies run against the real local brokers
+(:mod:`conveyor.sandbox.brokers`), started and stopped by the suite.
 """
 
 from __future__ import annotations
@@ -601,6 +607,9 @@ class _Tokened(Topology):
     def function(self, handler: str) -> Any:
         (spec,) = [s for s in self.stack.functions.values() if s.handler == handler]
         return spec
+
+    def output(self, name: str) -> str:
+        return str(self.stack.outputs[name])
 
     def drain_failures(self) -> dict[str, list[dict[str, Any]]]:
         return {url: _drain(self.sqs, url) for url in self.failure_queues}
@@ -1236,7 +1245,7 @@ class Accounts(_Tokened):
     def texts_of(self, copy: dict[str, Any]) -> str:
         """A stream on-failure record names a sequence range: the records themselves are read
         back from the stream (as an operator would)."""
-        body = copy.get("Body", "")
+        body = str(copy.get("Body", ""))
         with contextlib.suppress(ValueError, KeyError, TypeError):
             info = json.loads(body)["DDBStreamBatchInfo"]
             first, last = int(info["startSequenceNumber"]), int(info["endSequenceNumber"])
@@ -1376,7 +1385,6 @@ class OrderChoreography(_Tokened):
         from conveyor.sandbox.choreography import ChoreographyDemo
 
         super().__init__(box)
-        self.output = lambda name: self.stack.outputs[name]
         self.demo = ChoreographyDemo(box.client, self.output, box.runtime, stack=self.stack.name)
         self.events = box.client("events")
         self.services = {
@@ -1540,7 +1548,6 @@ class OrderFulfillment(_Tokened):
         super().__init__(box)
         self.events = box.client("events")
         self.sfn = box.client("stepfunctions")
-        self.output = lambda name: self.stack.outputs[name]
         self.steps = {
             s.handler.rsplit(".", 1)[-1]: s.logical_id
             for s in self.stack.functions.values()
@@ -1697,7 +1704,6 @@ class _Tours(_Tokened):
         from conveyor.sandbox import scenarios
 
         super().__init__(box)
-        self.output = lambda name: self.stack.outputs[name]
         self.scenario = self.scenario_type(box.deployment, box.runtime, box.session)
         self.scenarios = scenarios
         self.consumer = self.function(self.consumer_handler)
