@@ -79,6 +79,10 @@ THROTTLING_CODES: dict[str, str] = {
     "lambda": "TooManyRequestsException",
 }
 _STATUS = {"s3": 503, "lambda": 429}
+# botocore names its call events after the service id, not the client name: a throttle of
+# ``"events"`` must match ``before-call.eventbridge.PutEvents``.
+_EVENT_NAMES = {"events": "eventbridge", "stepfunctions": "sfn"}
+
 # HTTP status of the Lambda Invoke errors a service-side invocation can meet (Lambda API
 # reference, Invoke: Errors); any other code is taken as a 400.
 LAMBDA_INVOKE_STATUS: dict[str, int] = {
@@ -205,11 +209,14 @@ class Faults:
         function: str | None = None,
         code: str | None = None,
         target: str | None = None,
+        after: int = 0,
     ) -> Iterator[Fault]:
         """The next ``times`` calls of ``service``'s ``operation`` (botocore service name, e.g.
         ``"dynamodb"``; operation name as in the API, e.g. ``"PutItem"``, or several) made by a
         handler (``function``: only that one, by logical id or name) fail with the service's
-        throttling error (``code`` overrides it).
+        throttling error (``code`` overrides it). ``after``: the first ``after`` matching calls
+        succeed (e.g. ``after=1``: a handler's second UpdateItem, its idempotency completion
+        write after its own update).
 
         ``target`` (only with ``"lambda"``, ``"Invoke"``): instead, the ``Invoke`` calls that
         services make to deliver to that function (logical id, name or ARN) — EventBridge to a
@@ -225,10 +232,16 @@ class Faults:
             return
         fault = Fault("throttle", f"{service}:{'/'.join(sorted(operations))} → {error_code}", times)
 
+        matched_service = _EVENT_NAMES.get(service, service)
+        passed = [0]  # matching calls seen
+
         def hook(called_service: str, name: str, _params: Any) -> Any:
-            if called_service != service or name not in operations or fault.exhausted:
+            if called_service != matched_service or name not in operations or fault.exhausted:
                 return None
             if not self._running(function):
+                return None
+            passed[0] += 1
+            if passed[0] <= after:
                 return None
             fault.fired += 1
             fault.calls.append(name)
@@ -254,9 +267,14 @@ class Faults:
         recorded in ``calls`` as ``"<operation> (alone)"``."""
         barrier = threading.Barrier(parties, timeout=timeout_s)
         fault = Fault("rendezvous", f"{service}:{operation} x{parties}", parties)
+        matched_service = _EVENT_NAMES.get(service, service)
 
         def hook(called_service: str, name: str, _params: Any) -> Any:
-            if called_service != service or name != operation or not self._running(function):
+            if (
+                called_service != matched_service
+                or name != operation
+                or not self._running(function)
+            ):
                 return None
             with self._lock:
                 if fault.exhausted or len(fault.calls) >= parties:

@@ -156,3 +156,68 @@ def test_the_poison_catalogue_is_sendable_to_sqs():
     assert len(bodies["oversized"].encode()) > 200_000
     with pytest.raises(json.JSONDecodeError):
         json.loads(bodies["not JSON"])
+
+
+class _Running:
+    """What Faults asks of the function running now: its spec's names."""
+
+    class spec:
+        logical_id = name = arn = "Fn"
+
+
+def _faults_on(client):
+    from conveyor.sandbox.faults import Faults
+
+    faults = Faults(lambda: _Running(), sqs=None)
+    faults.install(client.meta.events)
+    return faults
+
+
+@pytest.mark.parametrize(
+    ("service", "operation", "call", "code"),
+    [
+        # botocore names these clients' call events eventbridge.* and sfn.*
+        (
+            "events",
+            "PutEvents",
+            lambda c: c.put_events(Entries=[{"Source": "s", "DetailType": "d", "Detail": "{}"}]),
+            "ThrottlingException",
+        ),
+        (
+            "stepfunctions",
+            "ListStateMachines",
+            lambda c: c.list_state_machines(),
+            "ThrottlingException",
+        ),
+    ],
+)
+def test_a_throttle_named_by_client_name_fires_on_that_clients_calls(
+    monkeypatch, service, operation, call, code
+):
+    from botocore.exceptions import ClientError
+
+    fake_aws_env(monkeypatch)
+    with moto.mock_aws():
+        client = boto3.client(service, region_name=REGION)
+        faults = _faults_on(client)
+        with faults.throttle(service, operation) as fault, pytest.raises(ClientError) as error:
+            call(client)
+    assert error.value.response["Error"]["Code"] == code
+    assert fault.fired == 1
+
+
+def test_a_throttle_after_n_calls_lets_the_first_n_through(monkeypatch):
+    from botocore.exceptions import ClientError
+
+    fake_aws_env(monkeypatch)
+    with moto.mock_aws():
+        client = boto3.client("dynamodb", region_name=REGION)
+        faults = _faults_on(client)
+        with faults.throttle("dynamodb", "ListTables", after=2) as fault:
+            client.list_tables()
+            client.list_tables()
+            with pytest.raises(ClientError) as error:
+                client.list_tables()
+            client.list_tables()  # times=1: spent
+    assert error.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    assert (fault.fired, fault.calls) == (1, ["ListTables"])
