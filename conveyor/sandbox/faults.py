@@ -293,6 +293,7 @@ class Faults:
         with self._active(self._before, hook):
             yield fault
 
+    @contextlib.contextmanager
     def _rejecting(self, target: str, code: str, times: int | None) -> Iterator[Fault]:
         fault = Fault("throttle", f"lambda:Invoke of {target} by a service → {code}", times)
         status = LAMBDA_INVOKE_STATUS.get(code, 400)

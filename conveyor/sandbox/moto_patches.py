@@ -123,6 +123,8 @@ def delete_expired_sqs_messages() -> Callable[[], None]:
     def undo() -> None:
         setattr(backend, "receive_message", original)  # noqa: B010
 
+    return undo
+
 
 class RequestLock:
     """A re-entrant lock that a thread can also give up entirely for a while
