@@ -6,6 +6,9 @@ Parallel (UpdateInventory: a Map over the order lines; ReserveShipping), then Sh
 ``OrderFulfilled``. A failure after payment runs the compensations in reverse order (cancel
 the shipping reservation, release the stock, refund the payment) and publishes ``OrderFailed``;
 a compensation that keeps failing notifies the operators and fails the execution (alarm).
+Each outcome event is published once per order however many executions one OrderPlaced
+started (EventBridge delivers at least once): a conditional claim on the order's item comes
+before each publish, and the execution that loses it ends without publishing.
 """
 
 from __future__ import annotations
