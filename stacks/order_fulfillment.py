@@ -6,6 +6,9 @@ Parallel (UpdateInventory: a Map over the order lines; ReserveShipping), then Sh
 ``OrderFulfilled``. A failure after payment runs the compensations in reverse order (cancel
 the shipping reservation, release the stock, refund the payment) and publishes ``OrderFailed``;
 a compensation that keeps failing notifies the operators and fails the execution (alarm).
+Each outcome event is published once per order however many executions one OrderPlaced
+started (EventBridge delivers at least once): a conditional claim on the order's item comes
+before each publish, and the execution that loses it ends without publishing.
 """
 
 from __future__ import annotations
@@ -53,6 +56,10 @@ ORDER_OUTCOMES = {
     "source": [contract.SOURCE],
     "detail-type": [contract.ORDER_FULFILLED, contract.ORDER_FAILED],
 }
+# The order item's attributes that claim its outcome event (one per order, see _outcome_once).
+OUTCOME_PUBLISHED = "outcomePublished"
+OUTCOME_PUBLISHED_BY = "outcomePublishedBy"
+CLAIM_LOST = "DynamoDB.ConditionalCheckFailedException"
 # The Map's concurrency: lines are reserved a few at a time (each a conditional write).
 MAP_MAX_CONCURRENCY = 5
 
@@ -145,10 +152,17 @@ class OrderFulfillmentStack(Stack):
             ),
             result_path=sfn.JsonPath.DISCARD,
         )
-        declined_event = _outcome(
-            self, "PublishDeclined", bus, contract.ORDER_FAILED, "PAYMENT_DECLINED"
+        notify_declined.next(
+            _outcome_once(
+                self,
+                "Declined",
+                self.orders,
+                bus,
+                contract.ORDER_FAILED,
+                "PAYMENT_DECLINED",
+                end=sfn.Succeed(self, "PaymentDeclined"),
+            )
         )
-        notify_declined.next(declined_event).next(sfn.Succeed(self, "PaymentDeclined"))
 
         reserve_line = saga.task(
             "ReserveStock",
@@ -178,9 +192,26 @@ class OrderFulfillmentStack(Stack):
         )
         ship = saga.task("ShipOrder", fn[contract.SHIP_ORDER_HANDLER], result_path="$.shipment")
         saga.step(ship)
-        fulfilled = _outcome(self, "PublishFulfilled", bus, contract.ORDER_FULFILLED, "FULFILLED")
-        failed = _outcome(self, "PublishFailed", bus, contract.ORDER_FAILED, "COMPENSATED")
-        saga.compensated.next(failed).next(sfn.Succeed(self, "OrderCompensated"))
+        fulfilled = _outcome_once(
+            self,
+            "Fulfilled",
+            self.orders,
+            bus,
+            contract.ORDER_FULFILLED,
+            "FULFILLED",
+            end=sfn.Succeed(self, "OrderFulfilledEnd"),
+        )
+        saga.compensated.next(
+            _outcome_once(
+                self,
+                "Failed",
+                self.orders,
+                bus,
+                contract.ORDER_FAILED,
+                "COMPENSATED",
+                end=sfn.Succeed(self, "OrderCompensated"),
+            )
+        )
 
         definition = read_order.next(payment).next(
             sfn.Choice(self, "PaymentDeclined?")
@@ -190,7 +221,7 @@ class OrderFulfillmentStack(Stack):
             )
             .otherwise(prepare)
         )
-        prepare.next(ship).next(fulfilled).next(sfn.Succeed(self, "OrderFulfilledEnd"))
+        prepare.next(ship).next(fulfilled)
         machine = saga.build(definition)
 
         self.outcomes_queue, _ = queue_with_dead_letter(
@@ -292,11 +323,75 @@ def _table(
     )
 
 
+def _outcome_once(
+    scope: Construct,
+    name: str,
+    orders: dynamodb.ITableV2,
+    bus: Any,
+    detail_type: str,
+    outcome: str,
+    *,
+    end: sfn.Succeed,
+) -> sfn.Chain:
+    """Claim{name}Outcome → Publish{name} → ``end``: the outcome event is published once per
+    order, however many executions the same OrderPlaced started (EventBridge delivers at least
+    once). The claim is a conditional write of ``outcomePublished`` on the order's item; the
+    execution that loses it (``DynamoDB.ConditionalCheckFailedException``) ends at
+    ``{name}AlreadyPublished`` (Succeed) without publishing."""
+    claim = tasks.DynamoUpdateItem(
+        scope,
+        f"Claim{name}Outcome",
+        comment="one outcome event per order: the first execution to get here publishes it",
+        table=orders,
+        key={
+            "orderId": tasks.DynamoAttributeValue.from_string(
+                sfn.JsonPath.string_at("$.order.orderId")
+            )
+        },
+        update_expression="SET #published = :outcome, #by = :execution",
+        condition_expression="attribute_not_exists(#published)",
+        expression_attribute_names={
+            "#published": OUTCOME_PUBLISHED,
+            "#by": OUTCOME_PUBLISHED_BY,
+        },
+        expression_attribute_values={
+            ":outcome": tasks.DynamoAttributeValue.from_string(detail_type),
+            ":execution": tasks.DynamoAttributeValue.from_string(
+                sfn.JsonPath.string_at("$$.Execution.Id")
+            ),
+        },
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    claim.add_retry(
+        errors=[
+            "DynamoDB.ProvisionedThroughputExceededException",
+            "DynamoDB.RequestLimitExceeded",
+            "DynamoDB.InternalServerErrorException",
+            "DynamoDB.AmazonDynamoDBException",
+        ],
+        interval=Duration.seconds(1),
+        max_attempts=3,
+        backoff_rate=2,
+    )
+    claim.add_catch(
+        sfn.Succeed(
+            scope,
+            f"{name}AlreadyPublished",
+            comment="another execution of this order has published its outcome",
+        ),
+        errors=[CLAIM_LOST],
+        result_path=sfn.JsonPath.DISCARD,
+    )
+    publish = _outcome(scope, f"Publish{name}", bus, detail_type, outcome)
+    return claim.next(publish).next(end)
+
+
 def _outcome(
     scope: Construct, construct_id: str, bus: Any, detail_type: str, outcome: str
 ) -> tasks.EventBridgePutEvents:
-    """Publish OrderFulfilled / OrderFailed on the orders bus (the input is kept)."""
-    return tasks.EventBridgePutEvents(
+    """Publish OrderFulfilled / OrderFailed on the orders bus (the input is kept). Retried on
+    EventBridge's errors: the claim before it is taken, no other execution will publish."""
+    publish = tasks.EventBridgePutEvents(
         scope,
         construct_id,
         entries=[
@@ -315,3 +410,10 @@ def _outcome(
         ],
         result_path=sfn.JsonPath.DISCARD,
     )
+    publish.add_retry(
+        errors=["EventBridge.FailedEntry", "States.TaskFailed"],
+        interval=Duration.seconds(1),
+        max_attempts=3,
+        backoff_rate=2,
+    )
+    return publish

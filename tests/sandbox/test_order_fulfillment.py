@@ -6,6 +6,7 @@ Expected values come from the order sent and the stock seeded here."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,3 +224,63 @@ def test_the_history_text_shows_each_state_input_output_and_each_retry_on_its_ow
 def test_retry_waits_are_scaled_down_in_the_sandbox():
     assert STEP_FUNCTIONS_RETRY_SCALE == 0.01
     assert contract.TRANSIENT_ERROR == "TransientError"
+
+
+def _outcome_events(saga: OrderSagaDemo) -> list[dict[str, Any]]:
+    """Every outcome event the OrderOutcomes rule delivered to the outcomes queue (drained)."""
+    sqs, url = saga.client("sqs"), saga.output("OutcomesQueueUrl")
+    events: list[dict[str, Any]] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            events.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return events
+
+
+def _second_execution(saga: OrderSagaDemo, run: Any, name: str) -> Any:
+    sfn = saga.client("stepfunctions")
+    again = sfn.start_execution(
+        stateMachineArn=saga.output("StateMachineArn"),
+        name=name,
+        input=sfn.describe_execution(executionArn=run.arn)["input"],
+    )
+    return saga.wait(again["executionArn"])
+
+
+def test_two_executions_of_the_same_order_publish_one_order_fulfilled(saga):
+    """Each execution used to publish its own OrderFulfilled: the outcome is now claimed on the
+    order's item (conditional write) and the execution that loses the claim publishes nothing."""
+    run = saga.place(order("o-12", "tok_ok", [("SKU-A", 1)]))
+    second = _second_execution(saga, run, "o-12-redelivered")
+
+    assert (run.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
+    events = _outcome_events(saga)
+    assert [(e["detail-type"], e["detail"]["orderId"]) for e in events] == [
+        ("OrderFulfilled", "o-12")
+    ]
+    assert events[0]["detail"]["execution"] == run.arn  # the first execution published it
+    assert "PublishFulfilled" not in second.entered()
+    assert second.entered()[-1] == "FulfilledAlreadyPublished"
+    assert saga.order_item("o-12")["outcomePublished"] == {"S": "OrderFulfilled"}
+
+
+def test_two_executions_of_a_declined_order_publish_one_order_failed(saga):
+    run = saga.place(order("o-13", "tok_declined", [("SKU-A", 1)]))
+    second = _second_execution(saga, run, "o-13-redelivered")
+
+    assert (run.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert [(e["detail-type"], e["detail"]["orderId"]) for e in _outcome_events(saga)] == [
+        ("OrderFailed", "o-13")
+    ]
+    assert second.entered()[-1] == "DeclinedAlreadyPublished"
+
+
+def test_two_executions_of_a_compensated_order_publish_one_order_failed(saga):
+    run = saga.place(order("o-14", "tok_ok", [("SKU-GONE", 1)]))
+    second = _second_execution(saga, run, "o-14-redelivered")
+
+    assert (run.status, second.status) == ("SUCCEEDED", "SUCCEEDED")
+    assert [(e["detail-type"], e["detail"]["orderId"]) for e in _outcome_events(saga)] == [
+        ("OrderFailed", "o-14")
+    ]
+    assert second.entered()[-1] == "FailedAlreadyPublished"
